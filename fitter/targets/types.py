@@ -1,0 +1,107 @@
+"""What the image front end hands to the optimizer: one :class:`Targets` per face.
+
+Coordinates are (x, y) pixels of the *fitting crop* (``crop.size``, 224×224 by default), x right,
+y down, pixel centres at integer coordinates. :class:`CropTransform` maps them back to the
+original photo.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+from morphable_models.model import PART_NAMES
+
+
+@dataclass
+class CropTransform:
+    """Similarity crop: ``crop_xy = scale * orig_xy + offset``.
+
+    Attributes:
+        scale: crop pixels per original pixel.
+        offset: (2,) crop-pixel offset.
+        size: (width, height) of the crop in pixels.
+        original_size: (width, height) of the original (EXIF-rotated) image.
+    """
+
+    scale: float
+    offset: Tuple[float, float]
+    size: Tuple[int, int]
+    original_size: Tuple[int, int]
+
+    def to_original(self, xy: np.ndarray) -> np.ndarray:
+        """[..., 2] crop pixels -> original pixels."""
+        return (np.asarray(xy, dtype=np.float64) - np.asarray(self.offset)) / self.scale
+
+    def to_crop(self, xy: np.ndarray) -> np.ndarray:
+        """[..., 2] original pixels -> crop pixels."""
+        return np.asarray(xy, dtype=np.float64) * self.scale + np.asarray(self.offset)
+
+    def matrix(self) -> np.ndarray:
+        """[2, 3] affine original -> crop (for cv2.warpAffine)."""
+        s = self.scale
+        return np.array([[s, 0.0, self.offset[0]], [0.0, s, self.offset[1]]], dtype=np.float64)
+
+    @classmethod
+    def identity(cls, width: int, height: int) -> "CropTransform":
+        return cls(1.0, (0.0, 0.0), (width, height), (width, height))
+
+
+@dataclass
+class Targets:
+    """Fitting targets of one face (all coordinates in crop pixels, float32).
+
+    Attributes:
+        landmarks: [68, 2] iBUG-68 landmarks.
+        landmark_valid: [68] bool; False for points the detector could not give.
+        part_points: part name (PART_NAMES) -> [N_p, 2] target point set C_p after preprocessing
+            (ears removed, noise filtered, forehead cut, thinned); an empty [0, 2] array = part absent.
+        part_masks: [H, W] uint8 label map of the cleaned targets (0 background, i + 1 = PART_NAMES[i]).
+        occlusion: [H, W] bool, True where hair or another occluder covers the face: predicted points
+            that land there are dropped.
+        forehead_line: (3,) line (a, b, c) in crop pixels; a predicted skin point (x, y) is kept only
+            where a*x + b*y + c >= 0 (below the dynamic forehead cut). None = no cut.
+        crop: the crop transform (original photo <-> crop).
+        image: [H, W, 3] uint8 RGB crop (for the photometric term and overlays), or None.
+        source: path or name of the photo.
+        face_index: which detected face of the photo (0 = largest).
+        meta: free-form provenance (backend names, detector score, ...), JSON-serializable.
+    """
+
+    landmarks: np.ndarray
+    landmark_valid: np.ndarray
+    part_points: Dict[str, np.ndarray]
+    part_masks: np.ndarray
+    occlusion: np.ndarray
+    crop: CropTransform
+    forehead_line: Optional[np.ndarray] = None
+    image: Optional[np.ndarray] = None
+    source: str = ""
+    face_index: int = 0
+    meta: Dict[str, object] = field(default_factory=dict)
+
+    @property
+    def size(self) -> Tuple[int, int]:
+        """(width, height) of the fitting crop."""
+        return self.crop.size
+
+    def present_parts(self) -> Dict[str, bool]:
+        return {p: len(self.part_points.get(p, ())) > 0 for p in PART_NAMES}
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first malformed field (shapes, NaN)."""
+        W, H = self.crop.size
+        if self.landmarks.shape != (68, 2):
+            raise ValueError(f"landmarks must be [68, 2], got {self.landmarks.shape}")
+        if not np.all(np.isfinite(self.landmarks[self.landmark_valid])):
+            raise ValueError("landmarks contain NaN or inf")
+        if set(self.part_points) != set(PART_NAMES):
+            raise ValueError(f"part_points must be keyed {PART_NAMES}")
+        for p, pts in self.part_points.items():
+            if pts.ndim != 2 or pts.shape[1] != 2:
+                raise ValueError(f"part_points[{p}] must be [N, 2], got {pts.shape}")
+            if not np.all(np.isfinite(pts)):
+                raise ValueError(f"part_points[{p}] contains NaN or inf")
+        if self.part_masks.shape != (H, W) or self.occlusion.shape != (H, W):
+            raise ValueError(f"part_masks/occlusion must be [{H}, {W}]")

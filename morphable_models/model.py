@@ -1,0 +1,191 @@
+"""The one model interface every downstream module sees.
+
+A :class:`MorphableModel` is a linear shape model
+
+    V(id, exp) = mean + id · id_basis + exp · exp_basis            (model space)
+
+Conventions (all loaders convert to these):
+
+* model space is right-handed, **+Y up, +Z towards the viewer (out of the face), +X towards the
+  person's own left** (the viewer's right in a frontal photo);
+* lengths are in ``units`` (``"cm"`` for ICT-FaceKit, ``"mm"`` for SFM, BFM keeps its own);
+  ``mm_per_unit`` converts to millimetres;
+* tensors are float32 (indices int64); batch dimension first everywhere;
+* "right"/"left" in part names are the person's own right/left.
+
+Virtual points (for example the eye-opening fill of ICT-FaceKit) are fixed linear combinations of
+mesh vertices. They are appended *after* the ``num_mesh_vertices`` mesh vertices in ``mean`` and in
+both bases, so ``vertices()`` returns them and they move with every coefficient, differentiably.
+``triangles`` index mesh vertices only (what a mesh file holds); ``hole_triangles`` cover the filled
+openings and may index virtual points (used when rasterizing part labels).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+#: The paper's 8 parts, in the order of the label map written by ``prdlfit fit`` (label = index + 1).
+PART_NAMES: Tuple[str, ...] = (
+    "right_eye",
+    "left_eye",
+    "right_brow",
+    "left_brow",
+    "nose",
+    "up_lip",
+    "down_lip",
+    "skin",
+)
+
+#: iBUG-68 indices of the jaw contour (0..16): the landmarks that march along the face profile.
+JAW_LANDMARKS: Tuple[int, ...] = tuple(range(17))
+
+
+@dataclass
+class MorphableModel:
+    """A 3D morphable face model in the project's conventions (see module docstring).
+
+    Shapes: ``V`` = all points (mesh vertices then virtual points), ``K_id``/``K_exp`` = number of
+    identity/expression coefficients, ``F`` = mesh triangles.
+    """
+
+    name: str
+    #: [V, 3] mean shape, model units.
+    mean: Tensor
+    #: [K_id, V, 3] identity basis; an identity coefficient of 1 moves by one basis vector.
+    id_basis: Tensor
+    #: [K_exp, V, 3] expression basis (blendshape deltas).
+    exp_basis: Tensor
+    #: names of the expression coefficients (ARKit names for ICT-FaceKit).
+    exp_names: List[str]
+    #: [F, 3] int64 mesh triangles (indices < num_mesh_vertices).
+    triangles: Tensor
+    #: [68] int64 vertex index of each iBUG-68 landmark.
+    landmarks68: Tensor
+    #: part name -> int64 indices of its points (vertices and virtual points), keys = PART_NAMES.
+    parts: Dict[str, Tensor]
+    #: number of real mesh vertices; points at index >= this are virtual.
+    num_mesh_vertices: int
+    #: [17, L] int64 candidate vertices for each jaw landmark 0..16, ordered from the inner face
+    #: towards the outer profile; padded with -1.
+    contour_candidates: Tensor
+    #: [K_id] prior standard deviation of the identity coefficients (N(0, std^2)).
+    id_std: Tensor
+    #: [K_exp] prior standard deviation of the expression coefficients.
+    exp_std: Tensor
+    #: [K_exp] lower / upper bounds of expression coefficients (-inf/inf where unbounded).
+    exp_lower: Tensor
+    exp_upper: Tensor
+    #: [Fh, 3] int64 triangles that cover filled openings (may index virtual points); may be empty.
+    hole_triangles: Tensor = field(default_factory=lambda: torch.zeros(0, 3, dtype=torch.long))
+    #: [V, 3] mean per-vertex albedo in [0, 1], or None for models without colour.
+    albedo: Optional[Tensor] = None
+    units: str = "cm"
+    mm_per_unit: float = 10.0
+    license: str = ""
+    source: str = ""
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def num_points(self) -> int:
+        """V: mesh vertices plus virtual points."""
+        return int(self.mean.shape[0])
+
+    @property
+    def num_id(self) -> int:
+        return int(self.id_basis.shape[0])
+
+    @property
+    def num_exp(self) -> int:
+        return int(self.exp_basis.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+    # ------------------------------------------------------------------ shape
+    def vertices(self, id_coeffs: Optional[Tensor] = None, exp_coeffs: Optional[Tensor] = None) -> Tensor:
+        """Model-space points for a batch of coefficients.
+
+        Args:
+            id_coeffs: [B, K_id] (or fewer leading coefficients, [B, k <= K_id]); None = zeros.
+            exp_coeffs: [B, K_exp] (or [B, k <= K_exp]); None = zeros.
+        Returns:
+            [B, V, 3] points in model units (virtual points after the mesh vertices).
+        """
+        B = 1
+        for c in (id_coeffs, exp_coeffs):
+            if c is not None:
+                if c.dim() != 2:
+                    raise ValueError(f"coefficients must be [B, K], got shape {tuple(c.shape)}")
+                B = c.shape[0]
+        out = self.mean.unsqueeze(0).expand(B, -1, -1)
+        for coeffs, basis in ((id_coeffs, self.id_basis), (exp_coeffs, self.exp_basis)):
+            if coeffs is None or coeffs.shape[1] == 0:
+                continue
+            k = coeffs.shape[1]
+            if k > basis.shape[0]:
+                raise ValueError(f"got {k} coefficients for a basis of {basis.shape[0]}")
+            delta = torch.einsum("bk,kvc->bvc", coeffs.to(basis.dtype), basis[:k])
+            out = out + delta
+        return out
+
+    def zero_coeffs(self, batch: int = 1) -> Tuple[Tensor, Tensor]:
+        """Identity and expression coefficients of the mean face: ([B, K_id], [B, K_exp])."""
+        z = dict(device=self.device, dtype=self.mean.dtype)
+        return torch.zeros(batch, self.num_id, **z), torch.zeros(batch, self.num_exp, **z)
+
+    def exp_index(self, name: str) -> int:
+        """Index of an expression coefficient by name (KeyError naming the choices if unknown)."""
+        try:
+            return self.exp_names.index(name)
+        except ValueError:
+            raise KeyError(f"{self.name} has no expression {name!r}; it has {self.exp_names}") from None
+
+    def part_labels(self) -> Tensor:
+        """[V] int64 label per point: 0 = no part, i + 1 = PART_NAMES[i]."""
+        lab = torch.zeros(self.num_points, dtype=torch.long, device=self.device)
+        for i, name in enumerate(PART_NAMES):
+            lab[self.parts[name]] = i + 1
+        return lab
+
+    # ------------------------------------------------------------------ housekeeping
+    def to(self, device=None, dtype: Optional[torch.dtype] = None) -> "MorphableModel":
+        """A copy on ``device``; floating tensors cast to ``dtype`` when given."""
+
+        def move(v):
+            if isinstance(v, Tensor):
+                if v.is_floating_point() and dtype is not None:
+                    return v.to(device=device, dtype=dtype)
+                return v.to(device=device)
+            if isinstance(v, dict):
+                return {k: move(x) for k, x in v.items()}
+            return v
+
+        return replace(self, **{f.name: move(getattr(self, f.name)) for f in fields(self)})
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first inconsistency (shapes, index ranges, part names)."""
+        V = self.num_points
+        checks = [
+            (self.mean.dim() == 2 and self.mean.shape[1] == 3, f"mean must be [V,3], got {tuple(self.mean.shape)}"),
+            (self.id_basis.shape[1:] == (V, 3), f"id_basis must be [K,{V},3], got {tuple(self.id_basis.shape)}"),
+            (self.exp_basis.shape[1:] == (V, 3), f"exp_basis must be [K,{V},3], got {tuple(self.exp_basis.shape)}"),
+            (len(self.exp_names) == self.num_exp, "exp_names length differs from exp_basis"),
+            (self.triangles.dim() == 2 and self.triangles.shape[1] == 3, "triangles must be [F,3]"),
+            (int(self.triangles.max()) < self.num_mesh_vertices, "triangles index past the mesh vertices"),
+            (self.landmarks68.shape == (68,), f"landmarks68 must be [68], got {tuple(self.landmarks68.shape)}"),
+            (set(self.parts) == set(PART_NAMES), f"parts must be keyed {PART_NAMES}, got {sorted(self.parts)}"),
+            (self.contour_candidates.dim() == 2 and self.contour_candidates.shape[0] == 17,
+             "contour_candidates must be [17, L]"),
+            (self.id_std.shape == (self.num_id,) and self.exp_std.shape == (self.num_exp,), "prior std sizes"),
+            (self.num_mesh_vertices <= V, "num_mesh_vertices exceeds the number of points"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(f"model {self.name}: {msg}")
+        for name, idx in self.parts.items():
+            if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= V):
+                raise ValueError(f"model {self.name}: part {name} indexes outside [0, {V})")
