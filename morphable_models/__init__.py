@@ -1,7 +1,7 @@
 """3D morphable face models: formats, loaders, part annotation. See :mod:`morphable_models.model`."""
 from morphable_models.model import JAW_LANDMARKS, PART_NAMES, MorphableModel
 
-__all__ = ["MorphableModel", "PART_NAMES", "JAW_LANDMARKS", "load"]
+__all__ = ["MorphableModel", "PART_NAMES", "JAW_LANDMARKS", "load", "prepare", "list_models", "model_info"]
 
 
 def load(name_or_path: str = "ict", **kwargs) -> MorphableModel:
@@ -9,3 +9,24 @@ def load(name_or_path: str = "ict", **kwargs) -> MorphableModel:
     from morphable_models.registry import load as _load
 
     return _load(name_or_path, **kwargs)
+
+
+def prepare(name: str, **kwargs):
+    """Convert a registered model into the cache once; returns the cache file. See registry."""
+    from morphable_models.registry import prepare as _prepare
+
+    return _prepare(name, **kwargs)
+
+
+def list_models(**kwargs):
+    """Install state, licence and sizes of every registered model (``registry.ModelInfo`` list)."""
+    from morphable_models.registry import list_models as _list
+
+    return _list(**kwargs)
+
+
+def model_info(name: str, **kwargs):
+    """``registry.ModelInfo`` of one registered model."""
+    from morphable_models.registry import model_info as _info
+
+    return _info(name, **kwargs)

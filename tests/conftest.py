@@ -17,3 +17,23 @@ def shared() -> Path:
     if not d.is_dir():
         pytest.skip(f"shared data folder not found at {d} (set PRDLFIT_SHARED)")
     return d
+
+
+@pytest.fixture(scope="session")
+def model_cache(shared):
+    """Model cache for tests: $PRDLFIT_CACHE = <repo>/.cache (gitignored, reused across runs) and the
+    ICT-FaceKit / SFM sources from the shared folder. Yields the cache root."""
+    cache = REPO / ".cache"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PRDLFIT_CACHE", str(cache))
+        mp.setenv("PRDLFIT_ICT_SOURCE", str(shared / "models" / "ict-facekit"))
+        mp.setenv("PRDLFIT_SFM_SOURCE", str(shared / "models" / "sfm-3448"))
+        yield cache
+
+
+@pytest.fixture(scope="session")
+def ict_model(model_cache):
+    """The ICT-FaceKit model on CPU (converted into the test cache on first use)."""
+    import morphable_models
+
+    return morphable_models.load("ict")
