@@ -48,6 +48,9 @@ class FitConfig:
         visibility_every: recompute z-buffer visibility every N iterations.
         device: ``auto`` / ``cpu`` / ``cuda``.
         seed: random seed (FPS start points, any random init).
+        snapshot_every: keep the projected points every N iterations in ``FitResult.snapshots``
+            (0 = off); used for convergence animations.
+        part_weights: per-part PRDL weight w_p (PART_NAMES keys; missing = 1.0).
     """
 
     loss_weights: Dict[str, float] = field(default_factory=lambda: dict(DEFAULT_LOSS_WEIGHTS))
@@ -56,8 +59,8 @@ class FitConfig:
     rigid_iters: int = 100
     lr: float = 0.02
     pose_lr_scale: float = 0.5
-    rel_tol: float = 1e-5
-    patience: int = 15
+    rel_tol: float = 1e-4
+    patience: int = 10
     anchors: Tuple[int, int] = (32, 32)
     max_skin_points: int = 3000
     max_part_points: int = 800
@@ -68,6 +71,8 @@ class FitConfig:
     visibility_every: int = 10
     device: str = "auto"
     seed: int = 0
+    snapshot_every: int = 0
+    part_weights: Dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         merged = dict(DEFAULT_LOSS_WEIGHTS)
@@ -88,6 +93,13 @@ class FitConfig:
         if self.iters < 0 or self.rigid_iters < 0:
             raise ValueError("iteration counts must be >= 0")
         self.anchors = tuple(int(a) for a in self.anchors)  # type: ignore[assignment]
+        from morphable_models.model import PART_NAMES
+
+        for k, v in self.part_weights.items():
+            if k not in PART_NAMES:
+                raise ValueError(f"unknown part {k!r} in part_weights; parts: {', '.join(PART_NAMES)}")
+            if not float(v) >= 0:
+                raise ValueError(f"part weight {k}={v} must be >= 0")
 
     def active_losses(self) -> Dict[str, float]:
         return {k: w for k, w in self.loss_weights.items() if w > 0}

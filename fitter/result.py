@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -82,6 +82,8 @@ class FitResult:
         final_losses: term -> final weighted value, plus ``total``.
         targets: the targets fitted (carries the crop transform back to the photo).
         config: the FitConfig as a plain dict (for fit.json).
+        snapshots: projected points every ``snapshot_every`` iterations (for animations).
+        failure: None, or why this face's fit failed (the others in its batch are unaffected).
     """
 
     model_name: str
@@ -106,6 +108,10 @@ class FitResult:
     final_losses: Dict[str, float]
     targets: Optional[Targets] = None
     config: Dict[str, object] = field(default_factory=dict)
+    #: (iteration, [V, 2] projected points in crop pixels) every ``config.snapshot_every`` iterations.
+    snapshots: List[Tuple[int, np.ndarray]] = field(default_factory=list)
+    #: None when the fit succeeded; otherwise a one-line reason (e.g. NaN during fitting).
+    failure: Optional[str] = None
 
     def landmarks2d_original(self) -> np.ndarray:
         """[68, 2] fitted landmarks in original photo pixels."""

@@ -1,1 +1,49 @@
+"""Loss terms of the fit: pure tensor functions, batch first (see each module)."""
+from fitter.losses.landmarks import default_landmark_weights, landmark_loss, march_contour_landmarks
+from fitter.losses.photometric import photometric_loss, sample_image, sh_basis, sh_shading, vertex_normals
+from fitter.losses.point_sets import pad_point_sets
+from fitter.losses.prdl import (
+    compact_point_sets,
+    farthest_point_sample,
+    make_anchors,
+    prdl_descriptors,
+    prdl_descriptors_naive,
+    prdl_loss,
+    prdl_part_losses,
+)
+from fitter.losses.priors import gaussian_prior, l2_prior
+from fitter.losses.segmentation import (
+    chamfer_loss,
+    dcd_loss,
+    icp_p2t_loss,
+    icp_t2p_loss,
+    nearest_neighbors,
+    soft_iou_loss,
+)
 
+__all__ = [
+    "compact_point_sets",
+    "chamfer_loss",
+    "dcd_loss",
+    "default_landmark_weights",
+    "farthest_point_sample",
+    "gaussian_prior",
+    "icp_p2t_loss",
+    "icp_t2p_loss",
+    "l2_prior",
+    "landmark_loss",
+    "make_anchors",
+    "march_contour_landmarks",
+    "nearest_neighbors",
+    "pad_point_sets",
+    "photometric_loss",
+    "prdl_descriptors",
+    "prdl_descriptors_naive",
+    "prdl_loss",
+    "prdl_part_losses",
+    "sample_image",
+    "sh_basis",
+    "sh_shading",
+    "soft_iou_loss",
+    "vertex_normals",
+]

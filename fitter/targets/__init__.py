@@ -1,4 +1,27 @@
-"""Photo -> fitting targets (crop, landmarks, part point sets)."""
+"""Photo -> fitting targets (crop, landmarks, part point sets).
+
+Main entry points: :func:`build_targets` (photo -> [Targets]), :func:`targets_from_label_map`
+(any label map, e.g. synthetic, -> Targets), :func:`read_image`, :func:`draw_targets`.
+"""
+from fitter.targets.backends import FaceAnalysis
+from fitter.targets.draw import draw_targets
+from fitter.targets.io import LoadedImage, load_image, read_image
+from fitter.targets.pipeline import TargetConfig, analyze_faces, build_targets
+from fitter.targets.preprocess import PreprocessConfig, farthest_point_sample, targets_from_label_map
 from fitter.targets.types import CropTransform, Targets
 
-__all__ = ["CropTransform", "Targets"]
+__all__ = [
+    "CropTransform",
+    "Targets",
+    "FaceAnalysis",
+    "LoadedImage",
+    "PreprocessConfig",
+    "TargetConfig",
+    "analyze_faces",
+    "build_targets",
+    "draw_targets",
+    "farthest_point_sample",
+    "load_image",
+    "read_image",
+    "targets_from_label_map",
+]

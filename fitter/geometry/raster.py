@@ -1,0 +1,80 @@
+"""Part label maps of a posed mesh, and the Part IoU metric.
+
+Labels follow ``morphable_models.model.PART_NAMES``: 0 = background / no part, i + 1 = part i.
+The label images come from the exact z-buffer of :mod:`fitter.geometry.zbuffer` (pixel centres at
+integer coordinates), so they are not differentiable; they serve outputs and Part IoU evaluation.
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+import torch
+from torch import Tensor
+
+from fitter.geometry.zbuffer import rasterize_depth
+
+
+def triangle_labels(triangles: Tensor, point_labels: Tensor) -> Tensor:
+    """Part label of each triangle: the label shared by at least two of its three vertices, else 0.
+
+    Args:
+        triangles: [F, 3] vertex indices.
+        point_labels: [V] long label per vertex.
+    Returns:
+        [F] long.
+    """
+    if triangles.dim() != 2 or triangles.shape[1] != 3:
+        raise ValueError(f"triangles must be [F, 3], got {tuple(triangles.shape)}")
+    if point_labels.dim() != 1:
+        raise ValueError(f"point_labels must be [V], got {tuple(point_labels.shape)}")
+    lab = point_labels.to(torch.long)[triangles.to(device=point_labels.device, dtype=torch.long)]
+    l0, l1, l2 = lab.unbind(-1)
+    out = torch.where((l0 == l1) | (l0 == l2), l0, torch.where(l1 == l2, l1, torch.zeros_like(l0)))
+    return out
+
+
+def rasterize_labels(
+    points_img: Tensor,
+    depth: Tensor,
+    triangles: Tensor,
+    tri_labels: Tensor,
+    size: Tuple[int, int],
+) -> Tensor:
+    """Label of the nearest surface at every pixel centre.
+
+    Args:
+        points_img: [B, V, 2] projected vertices, pixels (x, y).
+        depth: [B, V] camera-space depth (smaller = nearer).
+        triangles: [F, 3] vertex indices.
+        tri_labels: [F] long label per triangle (see :func:`triangle_labels`).
+        size: (W, H) of the output.
+    Returns:
+        [B, H, W] long, 0 where no triangle covers the pixel (or the nearest has label 0).
+    """
+    if tri_labels.shape != triangles.shape[:1]:
+        raise ValueError(f"tri_labels must be [F] = [{triangles.shape[0]}], got {tuple(tri_labels.shape)}")
+    _, face = rasterize_depth(points_img, depth, triangles, size)
+    lab = tri_labels.to(device=face.device, dtype=torch.long)
+    return torch.where(face >= 0, lab[face.clamp_min(0)], torch.zeros_like(face))
+
+
+def part_iou(labels_a: Tensor, labels_b: Tensor, num_parts: int = 8) -> Tensor:
+    """Per-part intersection over union of two label maps.
+
+    Args:
+        labels_a, labels_b: [H, W] integer label maps (0 = background, k = part k - 1).
+        num_parts: number of part labels 1..num_parts.
+    Returns:
+        [num_parts] float32 IoU of labels 1..num_parts; NaN where the part is in neither map.
+    """
+    if labels_a.shape != labels_b.shape or labels_a.dim() != 2:
+        raise ValueError(f"label maps must be two [H, W] of the same size, got {tuple(labels_a.shape)} "
+                         f"and {tuple(labels_b.shape)}")
+    a = labels_a.to(torch.long).reshape(-1)
+    b = labels_b.to(device=labels_a.device, dtype=torch.long).reshape(-1)
+    k = torch.arange(1, num_parts + 1, device=a.device).view(-1, 1)
+    in_a = a.view(1, -1) == k
+    in_b = b.view(1, -1) == k
+    inter = (in_a & in_b).sum(dim=1).to(torch.float32)
+    union = (in_a | in_b).sum(dim=1).to(torch.float32)
+    return torch.where(union > 0, inter / union.clamp_min(1.0), torch.full_like(union, float("nan")))

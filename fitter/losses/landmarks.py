@@ -1,0 +1,108 @@
+"""68-point landmark term with dynamic jaw-contour marching.
+
+iBUG-68 order: 0-16 jaw (0 at the person's right = image left of a frontal face, 8 chin),
+17-21 / 22-26 right / left brow, 27-30 nose bridge, 31-35 nose base, 36-41 / 42-47 right / left eye,
+48-59 outer lip, 60-67 inner lip.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+
+def default_landmark_weights(device: Optional[torch.device] = None, dtype: Optional[torch.dtype] = None) -> Tensor:
+    """Per-landmark weights [68].
+
+    - Jaw 0-16 (except the chin 8): 0.5. Annotators and detectors fix these points only up to a
+      slide along the jawline, and the marched model contour matches the silhouette only
+      approximately, so their error is largely tangential noise.
+    - Eye corners (36, 39, 42, 45) and mouth corners (48, 54): 2.0. Sharp, well-localized points
+      that pin down pose, eye shape and expression.
+    - Other eye-lid and outer-lip points: 1.5 (good localization, drive expression).
+    - Chin, brows, nose, inner lip: 1.0 (inner lip points of a closed mouth coincide and depend on
+      the model's lip geometry; brows are fuzzy along their length).
+    """
+    w = torch.ones(68, device=device, dtype=dtype or torch.float32)
+    w[0:17] = 0.5
+    w[8] = 1.0
+    w[36:48] = 1.5
+    w[48:60] = 1.5
+    w[[36, 39, 42, 45, 48, 54]] = 2.0
+    return w
+
+
+def landmark_loss(pred: Tensor, target: Tensor, valid: Tensor, weights: Optional[Tensor] = None) -> Tensor:
+    """Weighted mean squared landmark error.
+
+    ``Σ_k w_k v_k ‖pred_k − target_k‖² / max(Σ_k v_k, 1)``
+
+    Args:
+        pred: [B, 68, 2] projected model landmarks, pixels.
+        target: [B, 68, 2] detected landmarks, pixels (entries where ``valid`` is False are
+            ignored, NaN allowed there).
+        valid: [B, 68] bool.
+        weights: [68] or None (all ones).
+    Returns:
+        [B] pixels².
+    """
+    if pred.dim() != 3 or pred.shape[-1] != 2 or target.shape != pred.shape:
+        raise ValueError(f"pred and target must both be [B, K, 2], got {tuple(pred.shape)} and {tuple(target.shape)}")
+    if valid.shape != pred.shape[:2]:
+        raise ValueError(f"valid must be {tuple(pred.shape[:2])}, got {tuple(valid.shape)}")
+    v = valid.to(device=pred.device, dtype=torch.bool)
+    tgt = torch.where(v.unsqueeze(-1), target.to(device=pred.device, dtype=pred.dtype), pred.detach())
+    err = (pred - tgt).square().sum(dim=-1)  # [B, K]
+    if weights is not None:
+        if weights.shape != pred.shape[1:2]:
+            raise ValueError(f"weights must be [{pred.shape[1]}], got {tuple(weights.shape)}")
+        err = err * weights.to(device=pred.device, dtype=pred.dtype)
+    err = torch.where(v, err, torch.zeros_like(err))
+    return err.sum(dim=1) / v.sum(dim=1).clamp_min(1).to(pred.dtype)
+
+
+def march_contour_landmarks(points_img: Tensor, contour_candidates: Tensor, landmarks68: Tensor) -> Tensor:
+    """Landmark vertices with the jaw (0-16) moved to the current face outline.
+
+    The model's ``contour_candidates[j]`` run along the face from the inner cheek towards the
+    profile (ear side) at the height of jaw landmark j, roughly parallel to the silhouette. Image
+    x grows towards the person's left, so the outline on the person's right side (landmarks 0-7,
+    image left) is the candidate with the smallest projected x, and on the left side (9-16) the
+    one with the largest. As the head yaws, the far side's cheek turns away and the extreme
+    candidate slides towards the inner face, where the silhouette is; the near side's slides
+    towards the ear. The chin (8) keeps its fixed vertex. A row of all padding keeps the fixed
+    vertex too.
+
+    Args:
+        points_img: [B, V, 2] projected vertices, pixels.
+        contour_candidates: [17, L] long vertex indices, padded with -1.
+        landmarks68: [68] long fixed landmark vertices.
+    Returns:
+        [B, 68] long vertex indices.
+    """
+    if points_img.dim() != 3 or points_img.shape[-1] != 2:
+        raise ValueError(f"points_img must be [B, V, 2], got {tuple(points_img.shape)}")
+    if contour_candidates.dim() != 2 or contour_candidates.shape[0] != 17:
+        raise ValueError(f"contour_candidates must be [17, L], got {tuple(contour_candidates.shape)}")
+    if landmarks68.shape != (68,):
+        raise ValueError(f"landmarks68 must be [68], got {tuple(landmarks68.shape)}")
+    device = points_img.device
+    B = points_img.shape[0]
+    cand = contour_candidates.to(device=device, dtype=torch.long)
+    lmk = landmarks68.to(device=device, dtype=torch.long)
+    out = lmk.unsqueeze(0).expand(B, 68).clone()
+    if cand.shape[1] == 0:
+        return out
+    pad = cand < 0
+    x = points_img[:, cand.clamp_min(0), 0].detach()  # [B, 17, L]
+    side = torch.ones(17, device=device, dtype=x.dtype)
+    side[:8] = -1.0  # right side of the person: minimize x  (argmax of -x)
+    score = torch.where(pad, torch.full_like(x, -float("inf")), x * side.view(1, 17, 1))
+    best = score.argmax(dim=-1)  # [B, 17]
+    chosen = cand.unsqueeze(0).expand(B, -1, -1).gather(2, best.unsqueeze(-1)).squeeze(-1)  # [B, 17]
+    use = ~pad.all(dim=1)  # [17]
+    use[8] = False
+    jaw = torch.where(use.unsqueeze(0), chosen, out[:, :17])
+    out[:, :17] = jaw
+    return out

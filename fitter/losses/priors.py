@@ -1,0 +1,35 @@
+"""Priors on the model coefficients (the paper's λ_reg term)."""
+from __future__ import annotations
+
+from torch import Tensor
+
+
+def gaussian_prior(coeffs: Tensor, std: Tensor) -> Tensor:
+    """Negative log-likelihood (up to constants, ×2) of independent N(0, std²) coefficients.
+
+    Args:
+        coeffs: [B, K] coefficients (or [B, k] with k <= K: the first k of ``std`` are used).
+        std: [K] positive standard deviations.
+    Returns:
+        [B] Σ_k (c_k / std_k)².
+    """
+    if coeffs.dim() != 2:
+        raise ValueError(f"coeffs must be [B, K], got {tuple(coeffs.shape)}")
+    k = coeffs.shape[1]
+    if std.dim() != 1 or std.shape[0] < k:
+        raise ValueError(f"std must be [K >= {k}], got {tuple(std.shape)}")
+    s = std[:k].to(device=coeffs.device, dtype=coeffs.dtype)
+    return (coeffs / s).square().sum(dim=1)
+
+
+def l2_prior(coeffs: Tensor) -> Tensor:
+    """Plain ridge penalty.
+
+    Args:
+        coeffs: [B, K].
+    Returns:
+        [B] Σ_k c_k².
+    """
+    if coeffs.dim() != 2:
+        raise ValueError(f"coeffs must be [B, K], got {tuple(coeffs.shape)}")
+    return coeffs.square().sum(dim=1)

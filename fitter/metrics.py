@@ -1,0 +1,83 @@
+"""Accuracy measures shared by tests, benchmarks and the batch quality flags."""
+from __future__ import annotations
+
+from typing import Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from fitter.geometry.raster import rasterize_labels, triangle_labels
+from morphable_models.model import PART_NAMES, MorphableModel
+
+
+def similarity_align(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Umeyama similarity (scale, rotation, translation) aligning ``src`` [N, 3] onto ``dst`` [N, 3].
+
+    Returns the aligned copy of ``src`` [N, 3].
+    """
+    src = np.asarray(src, np.float64)
+    dst = np.asarray(dst, np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s0, d0 = src - mu_s, dst - mu_d
+    cov = d0.T @ s0 / len(src)
+    U, S, Vt = np.linalg.svd(cov)
+    D = np.eye(3)
+    if np.linalg.det(U) * np.linalg.det(Vt) < 0:
+        D[2, 2] = -1
+    R = U @ D @ Vt
+    var = (s0**2).sum() / len(src)
+    scale = np.trace(np.diag(S) @ D) / var
+    return (scale * (R @ s0.T)).T + mu_d
+
+
+def aligned_vertex_error(pred: np.ndarray, gt: np.ndarray, mm_per_unit: float = 1.0) -> float:
+    """Mean Euclidean distance (mm) after similarity alignment of ``pred`` [N, 3] onto ``gt`` [N, 3]."""
+    aligned = similarity_align(pred, gt)
+    return float(np.linalg.norm(aligned - np.asarray(gt, np.float64), axis=1).mean() * mm_per_unit)
+
+
+def face_vertex_indices(model: MorphableModel) -> np.ndarray:
+    """Mesh vertices (no virtual points) that belong to one of the 8 parts: the observable face."""
+    idx = torch.cat([model.parts[p] for p in PART_NAMES]).cpu().numpy()
+    return np.unique(idx[idx < model.num_mesh_vertices])
+
+
+def landmark_nme(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray = None) -> float:
+    """Mean landmark error over the outer-eye-corner distance (iBUG 36, 45), as a fraction."""
+    pred = np.asarray(pred, np.float64)
+    gt = np.asarray(gt, np.float64)
+    valid = np.ones(len(gt), bool) if valid is None else np.asarray(valid, bool)
+    norm = np.linalg.norm(gt[36] - gt[45])
+    return float(np.linalg.norm(pred - gt, axis=1)[valid].mean() / max(norm, 1e-9))
+
+
+def model_triangle_labels(model: MorphableModel) -> Tuple[Tensor, Tensor]:
+    """(all triangles [F + Fh, 3] incl. the hole fills, their part labels [F + Fh])."""
+    tris = torch.cat([model.triangles, model.hole_triangles.to(model.triangles)], 0)
+    return tris, triangle_labels(tris, model.part_labels())
+
+
+def render_part_labels(model: MorphableModel, points_img: Tensor, depth: Tensor, size: Tuple[int, int]) -> np.ndarray:
+    """Label maps of posed faces: [B, H, W] uint8, 0 background, i + 1 = PART_NAMES[i].
+
+    Args:
+        points_img: [B, V, 2] projected points (pixels of an image of ``size`` = (W, H)).
+        depth: [B, V] camera depth (smaller = nearer).
+    """
+    tris, labels = model_triangle_labels(model)
+    tris, labels = tris.to(points_img.device), labels.to(points_img.device)
+    out = rasterize_labels(points_img, depth, tris, labels, size)
+    return out.cpu().numpy().astype(np.uint8)
+
+
+def part_ious(pred_labels: np.ndarray, gt_labels: np.ndarray) -> np.ndarray:
+    """[8] IoU per part between two label maps (NaN where the part is absent from both)."""
+    out = np.full(len(PART_NAMES), np.nan)
+    for p in range(len(PART_NAMES)):
+        a = pred_labels == p + 1
+        b = gt_labels == p + 1
+        union = np.logical_or(a, b).sum()
+        if union:
+            out[p] = np.logical_and(a, b).sum() / union
+    return out

@@ -1,0 +1,246 @@
+"""The fitting objective: batched targets, the per-iteration loss context, and the name → term table.
+
+``--loss NAME=W`` reaches every entry of :data:`TERMS`. Each term maps a :class:`LossContext` to an
+unweighted per-image value [B]; the optimizer multiplies by the configured weight. The math lives in
+:mod:`fitter.losses`; this module only gathers its inputs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from fitter import losses as L
+from fitter.geometry.soft_raster import soft_silhouettes
+from fitter.targets.types import Targets
+from morphable_models.model import PART_NAMES, MorphableModel
+
+NUM_PARTS = len(PART_NAMES)
+
+
+@dataclass
+class TargetBatch:
+    """B faces' targets as padded tensors (crop pixels; all crops share one size).
+
+    Attributes:
+        size: (W, H) of the crops.
+        landmarks: [B, 68, 2]; landmark_valid: [B, 68] bool.
+        points: [B, P, M, 2] target point sets C_p, padded; points_valid: [B, P, M] bool.
+        part_present: [B, P] bool, False where the target part is empty (its PRDL weight is 0).
+        anchors: [A, 2] PRDL anchors; desc: [B, P, A, 3] target descriptors Γ*_p (computed once).
+        occlusion: [B, H, W] bool; forehead_line: [B, 3] (0, 0, 1 where there is no cut).
+        masks: [B, P, h, w] float part masks at the soft-raster resolution, or None.
+        image: [B, 3, H, W] float in [0, 1], or None.
+    """
+
+    size: Tuple[int, int]
+    landmarks: Tensor
+    landmark_valid: Tensor
+    points: Tensor
+    points_valid: Tensor
+    part_present: Tensor
+    anchors: Tensor
+    desc: Tensor
+    occlusion: Tensor
+    forehead_line: Tensor
+    masks: Optional[Tensor] = None
+    image: Optional[Tensor] = None
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.landmarks.shape[0])
+
+
+def collate_targets(
+    targets: Sequence[Targets],
+    anchor_grid: Tuple[int, int],
+    device: torch.device,
+    mask_resolution: Optional[int] = None,
+    with_image: bool = False,
+) -> TargetBatch:
+    """Pad B :class:`Targets` into a :class:`TargetBatch` and compute Γ* once.
+
+    Raises ValueError when the crops differ in size (a batch shares one camera).
+    """
+    sizes = {tuple(t.crop.size) for t in targets}
+    if len(sizes) != 1:
+        raise ValueError(f"all targets of a batch must share one crop size, got {sorted(sizes)}")
+    W, H = sizes.pop()
+    B = len(targets)
+    f32 = dict(device=device, dtype=torch.float32)
+    M = max(1, max(len(t.part_points[p]) for t in targets for p in PART_NAMES))
+    points = torch.zeros(B, NUM_PARTS, M, 2, **f32)
+    valid = torch.zeros(B, NUM_PARTS, M, dtype=torch.bool, device=device)
+    for b, t in enumerate(targets):
+        for p, name in enumerate(PART_NAMES):
+            pts = np.asarray(t.part_points[name], dtype=np.float32).reshape(-1, 2)
+            if len(pts):
+                points[b, p, : len(pts)] = torch.from_numpy(pts).to(device)
+                valid[b, p, : len(pts)] = True
+    anchors = L.make_anchors(anchor_grid, (W, H), device=device, dtype=torch.float32)
+    desc = L.prdl_descriptors(points, anchors, valid)
+    lines = []
+    for t in targets:
+        fl = t.forehead_line
+        lines.append(np.asarray(fl, dtype=np.float32) if fl is not None else np.array([0, 0, 1], np.float32))
+    masks = None
+    if mask_resolution:
+        m = torch.stack(
+            [
+                torch.stack([torch.from_numpy(np.asarray(t.part_masks) == (p + 1)) for p in range(NUM_PARTS)])
+                for t in targets
+            ]
+        ).to(**f32)
+        masks = F.interpolate(m, size=(mask_resolution, mask_resolution), mode="area")
+    image = None
+    if with_image:
+        if any(t.image is None for t in targets):
+            raise ValueError("the photometric term needs targets that carry the crop image")
+        image = torch.stack([torch.from_numpy(np.ascontiguousarray(t.image)) for t in targets]).to(**f32)
+        image = image.permute(0, 3, 1, 2) / 255.0
+    return TargetBatch(
+        size=(W, H),
+        landmarks=torch.stack([torch.from_numpy(np.asarray(t.landmarks, np.float32)) for t in targets]).to(**f32),
+        landmark_valid=torch.stack([torch.from_numpy(np.asarray(t.landmark_valid, bool)) for t in targets]).to(device),
+        points=points,
+        points_valid=valid,
+        part_present=valid.any(-1),
+        anchors=anchors,
+        desc=desc,
+        occlusion=torch.stack([torch.from_numpy(np.asarray(t.occlusion, bool)) for t in targets]).to(device),
+        forehead_line=torch.from_numpy(np.stack(lines)).to(**f32),
+        masks=masks,
+        image=image,
+    )
+
+
+@dataclass
+class LossContext:
+    """Everything a loss term may read at one iteration (B faces, V model points, P parts).
+
+    Attributes:
+        model: the morphable model (on the fitting device).
+        target: the batched targets.
+        id_coeffs [B, K_id], exp_coeffs [B, K_exp]: current coefficients.
+        points_cam [B, V, 3]: camera-space points; points_img [B, V, 2]: projected, crop pixels.
+        visible [B, V] bool: z-buffer visibility (refreshed every few iterations).
+        landmark_index [B, 68]: model point of each landmark after contour marching.
+        pred_points [B, P, N, 2] / pred_valid [B, P, N]: predicted part point sets (visible, not
+            under an occluder, skin below the forehead cut).
+        part_weights [B, P]: w_p times 0 for parts absent from the target.
+        part_triangles: per part, [F_p, 3] triangles (for the soft silhouettes).
+        albedo [B, V, 3] or None, sh [B, 9, 3] or None: photometric state.
+    """
+
+    model: MorphableModel
+    target: TargetBatch
+    id_coeffs: Tensor
+    exp_coeffs: Tensor
+    points_cam: Tensor
+    points_img: Tensor
+    visible: Tensor
+    landmark_index: Tensor
+    pred_points: Tensor
+    pred_valid: Tensor
+    part_weights: Tensor
+    part_triangles: List[Tensor]
+    mask_resolution: int = 64
+    albedo: Optional[Tensor] = None
+    sh: Optional[Tensor] = None
+    landmark_weights: Optional[Tensor] = None
+    #: number of real (unpadded) predicted points of each part; None = use the padded size.
+    part_sizes: Optional[List[int]] = None
+    _prdl_parts: Optional[Tensor] = None
+
+    def prdl_parts(self) -> Tensor:
+        """[B, P] unweighted PRDL of each part, computed once per context.
+
+        Each part is evaluated on its own unpadded point set, so the cost is |A|·Σ_p N_p distance
+        pairs rather than |A|·P·max_p N_p.
+        """
+        if self._prdl_parts is None:
+            t = self.target
+            cols = []
+            for p in range(self.pred_points.shape[1]):
+                n = self.part_sizes[p] if self.part_sizes is not None else self.pred_points.shape[2]
+                cols.append(
+                    L.prdl_part_losses(
+                        self.pred_points[:, p : p + 1, :n], self.pred_valid[:, p : p + 1, :n],
+                        t.desc[:, p : p + 1], t.anchors,
+                    )
+                )
+            self._prdl_parts = torch.cat(cols, 1)
+        return self._prdl_parts
+
+    def landmarks_img(self) -> Tensor:
+        """[B, 68, 2] projected (marched) landmarks."""
+        idx = self.landmark_index.unsqueeze(-1).expand(-1, -1, 2)
+        return torch.gather(self.points_img, 1, idx)
+
+
+def _prdl(ctx: LossContext) -> Tensor:
+    """L_prdl = Σ_p w_p L_p (paper Eq. 6); same value as fitter.losses.prdl_loss."""
+    return (ctx.prdl_parts() * ctx.part_weights).sum(-1)
+
+
+def prdl_per_part(ctx: LossContext) -> Tensor:
+    """[B, P] w_p-weighted PRDL of each part (for the history)."""
+    return ctx.prdl_parts() * ctx.part_weights
+
+
+def _lmk(ctx: LossContext) -> Tensor:
+    return L.landmark_loss(ctx.landmarks_img(), ctx.target.landmarks, ctx.target.landmark_valid, ctx.landmark_weights)
+
+
+def _id_prior(ctx: LossContext) -> Tensor:
+    return L.gaussian_prior(ctx.id_coeffs, ctx.model.id_std[: ctx.id_coeffs.shape[1]])
+
+
+def _exp_prior(ctx: LossContext) -> Tensor:
+    return L.gaussian_prior(ctx.exp_coeffs, ctx.model.exp_std[: ctx.exp_coeffs.shape[1]])
+
+
+def _segmentation(fn: Callable) -> Callable[[LossContext], Tensor]:
+    def term(ctx: LossContext) -> Tensor:
+        t = ctx.target
+        return fn(ctx.pred_points, ctx.pred_valid, t.points, t.points_valid, ctx.part_weights)
+
+    return term
+
+
+def _sil_iou(ctx: LossContext) -> Tensor:
+    if ctx.target.masks is None:
+        raise ValueError("sil_iou needs target masks (collate_targets(mask_resolution=...))")
+    sil = soft_silhouettes(ctx.points_img, ctx.part_triangles, ctx.target.size, resolution=ctx.mask_resolution)
+    return L.soft_iou_loss(sil, ctx.target.masks, ctx.part_weights)
+
+
+def _pho(ctx: LossContext) -> Tensor:
+    if ctx.target.image is None or ctx.albedo is None or ctx.sh is None:
+        raise ValueError("the photometric term needs the crop image and colour state")
+    normals = L.vertex_normals(ctx.points_cam, ctx.model.triangles)
+    colors = L.sh_shading(ctx.albedo, normals, ctx.sh)
+    n = ctx.model.num_mesh_vertices
+    return L.photometric_loss(ctx.target.image, ctx.points_img[:, :n], ctx.visible[:, :n], colors[:, :n])
+
+
+#: name -> term(ctx) -> [B] unweighted. Keys equal fitter.config.LOSS_NAMES.
+TERMS: Dict[str, Callable[[LossContext], Tensor]] = {
+    "prdl": _prdl,
+    "lmk": _lmk,
+    "id_prior": _id_prior,
+    "exp_prior": _exp_prior,
+    "pho": _pho,
+    "sil_iou": _sil_iou,
+    "icp_t2p": _segmentation(L.icp_t2p_loss),
+    "icp_p2t": _segmentation(L.icp_p2t_loss),
+    "chamfer": _segmentation(L.chamfer_loss),
+    "dcd": _segmentation(L.dcd_loss),
+}
+
+#: terms that compare predicted part point sets with the target's (they use pred_points).
+POINT_SET_TERMS = ("prdl", "icp_t2p", "icp_p2t", "chamfer", "dcd")

@@ -1,0 +1,218 @@
+"""Photo -> [Targets]: read, detect, landmarks, crop, parse, clean.
+
+    from fitter.targets.pipeline import TargetConfig, build_targets
+    targets = build_targets("photo.jpg")                       # largest face
+    every = build_targets("group.jpg", TargetConfig(all_faces=True))
+
+Backends are created once per process and reused (MediaPipe model creation is slow).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple, Union
+
+import numpy as np
+
+from fitter.errors import ImageReadError, NoFaceError
+from fitter.targets.backends import FaceAnalysis, FaceParser, LandmarkSource, get_landmark_source, get_parser
+from fitter.targets.crop import landmark_box, rescale_transform, square_crop, warp_to_crop
+from fitter.targets.io import ImageSource, LoadedImage, load_image
+from fitter.targets.preprocess import PreprocessConfig, targets_from_label_map
+from fitter.targets.types import CropTransform, Targets
+
+PARSERS = ("mediapipe", "facer")
+LANDMARK_SOURCES = ("mediapipe", "file", "facer", "dlib")
+
+
+@dataclass
+class TargetConfig:
+    """How to turn a photo into targets.
+
+    Attributes:
+        size: side of the square fitting crop, pixels.
+        margin: crop room on each side of the landmark box, fraction of its longer side.
+        shift: crop centre moved up by this fraction of the landmark box (room for the forehead).
+        parser: part parser, ``"mediapipe"`` (default, offline) or ``"facer"`` (needs pyfacer + weights).
+        landmarks: ``"mediapipe"``, ``"file"`` (``<stem>.npy``/``.pts`` per photo), ``"facer"`` or ``"dlib"``.
+        landmark_file: with ``landmarks="file"``: the file, or a folder holding ``<stem>.npy|.pts``
+            (None = beside the photo).
+        all_faces: fit every face (largest first) instead of only the largest.
+        max_faces: at most this many faces with ``all_faces``.
+        min_score: detector confidence threshold.
+        preprocess: target cleaning settings.
+        facer_weights: facer checkpoint file or folder (None = torch hub cache).
+        facer_model: ``"farl/lapa/448"`` or ``"farl/celebm/448"``.
+        dlib_predictor: path of dlib's 68-point ``.dat`` (None = face_recognition_models).
+        device: torch device for facer.
+        max_pixels, max_side: photos beyond these are downscaled on read (results still map to
+            original pixels).
+    """
+
+    size: int = 224
+    margin: float = 0.3
+    shift: float = 0.1
+    parser: str = "mediapipe"
+    landmarks: str = "mediapipe"
+    landmark_file: Optional[str] = None
+    all_faces: bool = False
+    max_faces: int = 8
+    min_score: float = 0.5
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    facer_weights: Optional[str] = None
+    facer_model: str = "farl/lapa/448"
+    dlib_predictor: Optional[str] = None
+    device: str = "cpu"
+    max_pixels: int = 40_000_000
+    max_side: int = 8192
+
+    def __post_init__(self) -> None:
+        # Accept a plain mapping for the nested config (configs read from YAML/JSON).
+        if isinstance(self.preprocess, dict):
+            try:
+                self.preprocess = PreprocessConfig(**self.preprocess)
+            except TypeError as err:
+                raise ValueError(f"bad preprocess settings: {err}") from None
+        self.preprocess.occluder_labels = tuple(self.preprocess.occluder_labels)
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad setting."""
+        if self.parser not in PARSERS:
+            raise ValueError(f"parser must be one of {PARSERS}, got {self.parser!r}")
+        if self.landmarks not in LANDMARK_SOURCES:
+            raise ValueError(f"landmarks must be one of {LANDMARK_SOURCES}, got {self.landmarks!r}")
+        if self.size < 16:
+            raise ValueError(f"size must be at least 16 pixels, got {self.size}")
+        if self.margin < 0:
+            raise ValueError(f"margin must be >= 0, got {self.margin}")
+        if self.max_faces < 1:
+            raise ValueError(f"max_faces must be >= 1, got {self.max_faces}")
+
+
+_CACHE: Dict[Tuple, object] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _cached(key: Tuple, make):
+    with _CACHE_LOCK:
+        obj = _CACHE.get(key)
+        if obj is None:
+            obj = make()
+            _CACHE[key] = obj
+        return obj
+
+
+def parser_for(config: TargetConfig) -> FaceParser:
+    """The (process-wide cached) face parser of ``config``."""
+    if config.parser == "facer":
+        key = ("parser", "facer", config.facer_weights, config.device, config.facer_model)
+        return _cached(key, lambda: get_parser("facer", weights=config.facer_weights, device=config.device,
+                                               model=config.facer_model))
+    key = ("parser", config.parser, config.min_score)
+    return _cached(key, lambda: get_parser(config.parser, min_score=config.min_score))
+
+
+def landmark_source_for(config: TargetConfig) -> LandmarkSource:
+    """The (process-wide cached) landmark source of ``config``."""
+    name = config.landmarks
+    if name == "file":
+        return get_landmark_source("file", folder=config.landmark_file)
+    if name == "facer":
+        return _cached(("lmk", "facer", config.facer_weights, config.device),
+                       lambda: get_landmark_source("facer", weights=config.facer_weights, device=config.device))
+    if name == "dlib":
+        return _cached(("lmk", "dlib", config.dlib_predictor),
+                       lambda: get_landmark_source("dlib", predictor=config.dlib_predictor))
+    return _cached(("lmk", name), lambda: get_landmark_source(name))
+
+
+def as_loaded_image(image: Union[ImageSource, np.ndarray, LoadedImage], config: TargetConfig) -> LoadedImage:
+    """Accept a path, encoded bytes, a decoded array ([H, W], [H, W, 3] or [H, W, 4] uint8 RGB[A])
+    or a :class:`LoadedImage`."""
+    if isinstance(image, LoadedImage):
+        return image
+    if isinstance(image, np.ndarray):
+        a = image
+        if a.dtype != np.uint8:
+            raise ImageReadError(f"cannot use image array: expected uint8 pixels, got {a.dtype}")
+        if a.ndim == 2:
+            a = np.repeat(a[:, :, None], 3, axis=2)
+        if a.ndim != 3 or a.shape[2] not in (3, 4) or a.shape[0] == 0 or a.shape[1] == 0:
+            raise ImageReadError(f"cannot use image array of shape {image.shape}: expected [H, W, 3] RGB")
+        a = np.ascontiguousarray(a[:, :, :3])
+        return LoadedImage(rgb=a, scale=1.0, original_size=(a.shape[1], a.shape[0]), source="<array>")
+    return load_image(image, max_pixels=config.max_pixels, max_side=config.max_side)
+
+
+def analyze_faces(image: Union[ImageSource, np.ndarray, LoadedImage], config: TargetConfig = TargetConfig(),
+                  labels: bool = False) -> List[FaceAnalysis]:
+    """Detected faces (boxes, scores, 68 landmarks) in original-photo pixels, largest first.
+
+    Args:
+        image, config: as for :func:`build_targets`.
+        labels: also draw each face's label map over the whole photo (``FaceAnalysis.labels``, in
+            the pixels of the photo as read; ``labels_crop`` maps original pixels to them).
+    Returns:
+        list of :class:`FaceAnalysis`; empty when there is no face (no error).
+    """
+    config.validate()
+    img = as_loaded_image(image, config)
+    parser = parser_for(config)
+    n = config.max_faces if config.all_faces else 1
+    faces = parser.detect(img.rgb, n)
+    if labels:
+        H, W = img.rgb.shape[:2]
+        frame = CropTransform(scale=img.scale, offset=(0.0, 0.0), size=(W, H), original_size=img.original_size)
+        for f in faces:
+            f.labels = parser.parse(img.rgb, f, CropTransform.identity(W, H))
+            f.labels_crop = frame
+    return [f.scaled(1.0 / img.scale) for f in faces]
+
+
+def build_targets(image: Union[ImageSource, np.ndarray, LoadedImage], config: TargetConfig = TargetConfig()) -> List[Targets]:
+    """Fitting targets of the largest face (or of every face with ``config.all_faces``).
+
+    Args:
+        image: a photo path, its encoded bytes, an RGB array or a :class:`LoadedImage`.
+        config: :class:`TargetConfig`.
+    Returns:
+        list of :class:`Targets`, largest face first (one element unless ``all_faces``); every
+        coordinate is in crop pixels and ``Targets.crop`` maps to original-photo pixels.
+    Raises:
+        ImageReadError: unreadable photo; NoFaceError: no face found ("no face found in <file>").
+    """
+    config.validate()
+    img = as_loaded_image(image, config)
+    parser = parser_for(config)
+    native = config.landmarks == "mediapipe" and parser.name in ("mediapipe", "facer")
+    source = landmark_source_for(config) if not native else None  # optional backends fail here, early
+    n = config.max_faces if config.all_faces else 1
+    faces = parser.detect(img.rgb, n)
+    if not faces:
+        raise NoFaceError(f"no face found in {img.source}")
+    out: List[Targets] = []
+    for k, face in enumerate(faces):
+        lm, valid = face.landmarks68, face.landmark_valid
+        lm_name = "mediapipe"
+        if source is not None:
+            lm2, valid2 = source.landmarks(img.rgb, face, img.source, img.scale)
+            if np.any(valid2):
+                lm, valid, lm_name = lm2, np.asarray(valid2, dtype=bool), source.name
+        if lm is None or not np.any(valid):
+            raise NoFaceError(f"no landmarks for face {k} in {img.source}")
+        face.landmarks68, face.landmark_valid = lm, valid
+        crop_img = square_crop(landmark_box(lm, valid), (img.rgb.shape[1], img.rgb.shape[0]),
+                               size=config.size, margin=config.margin, shift=config.shift)
+        labels = parser.parse(img.rgb, face, crop_img)
+        crop_rgb = warp_to_crop(img.rgb, crop_img)
+        crop = rescale_transform(crop_img, img.scale, img.original_size)
+        box_orig = [float(v / img.scale) for v in face.box]
+        meta = {"parser": parser.name, "landmarks": lm_name, "score": float(face.score),
+                "face_box": box_orig, "read_scale": float(img.scale),
+                "face_pixels": float(max(box_orig[2] - box_orig[0], box_orig[3] - box_orig[1]))}
+        out.append(targets_from_label_map(labels, crop_img.to_crop(lm), valid, crop, crop_rgb,
+                                          config.preprocess, source=img.source, face_index=k, meta=meta))
+    return out
+
+
+__all__ = ["TargetConfig", "build_targets", "analyze_faces", "parser_for", "landmark_source_for", "as_loaded_image"]

@@ -1,0 +1,82 @@
+"""Fit the MediaPipe-mesh -> iBUG-68 table of fitter/targets/mediapipe_68.py on 300-W annotations.
+
+For each iBUG point the K mesh vertices nearest to it on average are combined with non-negative
+weights summing to one (least squares over all faces, errors divided by the outer-eye-corner
+distance). Prints 5-fold cross-validated NME and the table as Python source to paste.
+
+    python scripts/fit_mediapipe68.py [--shared ../shared] [-k 6]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import nnls
+
+from fitter.targets.io import read_image
+from fitter.targets.landmark_files import read_pts
+from fitter.targets.mediapipe_68 import snap_jaw_to_hull
+from fitter.targets.mediapipe_mesh import face_meshes
+
+
+def fit_table(meshes: np.ndarray, gt: np.ndarray, k: int = 6, lam: float = 1e3):
+    """meshes [N, 478, 2], gt [N, 68, 2] -> ([68, k] indices, [68, k] weights)."""
+    d = np.linalg.norm(gt[:, 36] - gt[:, 45], axis=-1)
+    idx = np.zeros((68, k), dtype=np.int64)
+    wts = np.zeros((68, k))
+    for i in range(68):
+        dist = np.mean(np.linalg.norm(meshes - gt[:, i:i + 1], axis=-1) / d[:, None], 0)
+        cand = np.argsort(dist)[:k]
+        A = np.concatenate([meshes[:, cand, 0] / d[:, None], meshes[:, cand, 1] / d[:, None]], 0)
+        b = np.concatenate([gt[:, i, 0] / d, gt[:, i, 1] / d])
+        w, _ = nnls(np.vstack([A, lam * np.ones((1, k))]), np.concatenate([b, [lam]]))
+        w = np.where(w < 0.01, 0.0, w)
+        idx[i], wts[i] = cand, w / w.sum()
+    return idx, wts
+
+
+def apply(idx, wts, meshes):
+    out = np.einsum("ik,nikc->nic", wts, meshes[:, idx])
+    return np.stack([snap_jaw_to_hull(o, m) for o, m in zip(out, meshes)])
+
+
+def nme(pred, gt):
+    return np.linalg.norm(pred - gt, axis=-1).mean(1) / np.linalg.norm(gt[:, 36] - gt[:, 45], axis=-1)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shared", default=os.environ.get("PRDLFIT_SHARED", str(Path(__file__).resolve().parents[1].parent / "shared")))
+    ap.add_argument("-k", type=int, default=6)
+    args = ap.parse_args(argv)
+    folder = Path(args.shared) / "images" / "300w-train"
+    meshes, gts = [], []
+    for jpg in sorted(folder.glob("*.jpg")):
+        found = face_meshes(read_image(jpg), max_faces=1)
+        if not found:
+            print(f"no face: {jpg.name}", file=sys.stderr)
+            continue
+        meshes.append(found[0][1][:, :2])
+        gts.append(read_pts(jpg.with_suffix(".pts")))
+    meshes, gts = np.stack(meshes), np.stack(gts)
+    folds = np.arange(len(meshes)) % 5
+    cv = np.zeros(len(meshes))
+    for f in range(5):
+        te = folds == f
+        idx, wts = fit_table(meshes[~te], gts[~te], args.k)
+        cv[te] = nme(apply(idx, wts, meshes[te]), gts[te])
+    idx, wts = fit_table(meshes, gts, args.k)
+    print(f"# {len(meshes)} faces, 5-fold CV NME {100 * cv.mean():.2f}%, in-sample {100 * nme(apply(idx, wts, meshes), gts).mean():.2f}%")
+    print("TABLE = (")
+    for i in range(68):
+        items = ", ".join(f"({int(v)}, {w:.3f})" for v, w in zip(idx[i], wts[i]) if w > 0)
+        print(f"    ({items},),  # {i}")
+    print(")")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

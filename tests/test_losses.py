@@ -1,0 +1,214 @@
+"""fitter.losses: landmarks + contour marching, priors, comparison losses, photometric term."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fitter.geometry import soft_silhouettes
+from fitter.losses import (
+    chamfer_loss,
+    dcd_loss,
+    default_landmark_weights,
+    gaussian_prior,
+    icp_p2t_loss,
+    icp_t2p_loss,
+    l2_prior,
+    landmark_loss,
+    march_contour_landmarks,
+    photometric_loss,
+    sample_image,
+    sh_basis,
+    sh_shading,
+    soft_iou_loss,
+    vertex_normals,
+)
+
+
+# ----------------------------------------------------------------------------- landmarks
+def test_landmark_loss_value_mask_and_weights():
+    pred = torch.zeros(2, 68, 2)
+    target = torch.zeros(2, 68, 2)
+    target[0, 0] = torch.tensor([3.0, 4.0])  # 25 px²
+    target[1, 5] = float("nan")  # invalid entry may be NaN
+    valid = torch.ones(2, 68, dtype=torch.bool)
+    valid[1, 5] = False
+    out = landmark_loss(pred, target, valid)
+    assert out[0].item() == pytest.approx(25.0 / 68) and out[1].item() == 0.0
+    w = torch.ones(68)
+    w[0] = 2.0
+    assert landmark_loss(pred, target, valid, w)[0].item() == pytest.approx(50.0 / 68)
+    p = pred.clone().requires_grad_(True)
+    landmark_loss(p, target, valid).sum().backward()
+    assert torch.isfinite(p.grad).all() and p.grad[0, 0].abs().sum() > 0
+    assert landmark_loss(pred, target, torch.zeros(2, 68, dtype=torch.bool)).eq(0).all()
+
+
+def test_default_landmark_weights():
+    w = default_landmark_weights()
+    assert w.shape == (68,) and (w > 0).all()
+    assert w[0] < w[8] and w[36] > w[30] and w[48] > w[17]
+
+
+def test_march_contour_picks_extreme_x():
+    V = 40
+    pts = torch.zeros(1, V, 2)
+    pts[0, :, 0] = torch.arange(V, dtype=torch.float32)  # x = vertex index
+    pts[0, 7, 0] = -5.0  # vertex 7: leftmost
+    cand = torch.full((17, 4), -1, dtype=torch.long)
+    for j in range(17):
+        cand[j, :3] = torch.tensor([10 + j, 20 + j % 5, 7 if j < 8 else 39])
+    cand[3] = -1  # no candidates: keeps the fixed vertex
+    lmk = torch.arange(68) + 100
+    out = march_contour_landmarks(pts, cand, lmk)
+    assert out.shape == (1, 68)
+    for j in range(17):
+        if j == 8 or j == 3:
+            assert out[0, j] == lmk[j]
+        elif j < 8:
+            assert out[0, j] == 7  # min x on the person's right (image left)
+        else:
+            assert out[0, j] == 39  # max x on the left side
+    assert torch.equal(out[0, 17:], lmk[17:])
+    # flip the image: the choice follows
+    flipped = pts.clone()
+    flipped[..., 0] = -flipped[..., 0]
+    out_f = march_contour_landmarks(flipped, cand, lmk)
+    assert out_f[0, 0] == 20 and out_f[0, 16] != 39
+
+
+# ----------------------------------------------------------------------------- priors
+def test_priors():
+    c = torch.tensor([[1.0, 2.0], [0.0, -3.0]])
+    std = torch.tensor([2.0, 1.0, 5.0])
+    assert torch.allclose(gaussian_prior(c, std), torch.tensor([0.25 + 4.0, 9.0]))
+    assert torch.allclose(l2_prior(c), torch.tensor([5.0, 9.0]))
+
+
+# ----------------------------------------------------------------------------- point-set losses
+def _brute(X, xv, Y, yv):
+    """per-part (p2t mean d², t2p mean d², dcd) with numpy."""
+    x, y = X[xv], Y[yv]
+    d = np.sqrt(((x[:, None] - y[None]) ** 2).sum(-1))
+    p2t, t2p = (d.min(1) ** 2).mean(), (d.min(0) ** 2).mean()
+    return p2t, t2p, d
+
+
+def _sets(seed=0, B=2, P=3, N=70, M=90):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(0, 50, (B, P, N, 2))
+    Y = rng.uniform(0, 50, (B, P, M, 2))
+    xv = rng.uniform(size=(B, P, N)) > 0.3
+    yv = rng.uniform(size=(B, P, M)) > 0.3
+    yv[1, 2] = False  # absent target part
+    w = rng.uniform(0.5, 2.0, (B, P))
+    return X, xv, Y, yv, w
+
+
+def _t(*arrs):
+    return [torch.tensor(a) for a in arrs]
+
+
+def test_chamfer_and_icp_match_brute_force():
+    X, xv, Y, yv, w = _sets()
+    tX, txv, tY, tyv, tw = _t(X, xv, Y, yv, w)
+    want_p2t, want_t2p = np.zeros(2), np.zeros(2)
+    for b in range(2):
+        for p in range(3):
+            if not (xv[b, p].any() and yv[b, p].any()):
+                continue
+            p2t, t2p, _ = _brute(X[b, p], xv[b, p], Y[b, p], yv[b, p])
+            want_p2t[b] += w[b, p] * p2t
+            want_t2p[b] += w[b, p] * t2p
+    np.testing.assert_allclose(icp_p2t_loss(tX, txv, tY, tyv, tw).numpy(), want_p2t, rtol=1e-9)
+    np.testing.assert_allclose(icp_t2p_loss(tX, txv, tY, tyv, tw).numpy(), want_t2p, rtol=1e-9)
+    np.testing.assert_allclose(chamfer_loss(tX, txv, tY, tyv, tw, chunk_size=7).numpy(), want_p2t + want_t2p, rtol=1e-9)
+
+
+def test_dcd_matches_brute_force():
+    X, xv, Y, yv, w = _sets(1)
+    tX, txv, tY, tyv, tw = _t(X, xv, Y, yv, w)
+    alpha, lam = 0.3, 1.0
+    want = np.zeros(2)
+    for b in range(2):
+        for p in range(3):
+            if not (xv[b, p].any() and yv[b, p].any()):
+                continue
+            _, _, d = _brute(X[b, p], xv[b, p], Y[b, p], yv[b, p])
+            nn_y, nn_x = d.argmin(1), d.argmin(0)
+            n_y = np.bincount(nn_y, minlength=d.shape[1])[nn_y]
+            n_x = np.bincount(nn_x, minlength=d.shape[0])[nn_x]
+            t1 = (1 - np.exp(-alpha * d.min(1)) / n_y**lam).mean()
+            t2 = (1 - np.exp(-alpha * d.min(0)) / n_x**lam).mean()
+            want[b] += w[b, p] * 0.5 * (t1 + t2)
+    got = dcd_loss(tX, txv, tY, tyv, tw, alpha=alpha, n_lambda=lam, chunk_size=5)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-9)
+
+
+def test_point_losses_gradient_and_zero_at_match():
+    X, xv, Y, yv, w = _sets(2)
+    tX = torch.tensor(X, requires_grad=True)
+    args = (torch.tensor(xv), torch.tensor(Y), torch.tensor(yv), torch.tensor(w))
+    for fn in (chamfer_loss, icp_p2t_loss, icp_t2p_loss, dcd_loss):
+        tX.grad = None
+        fn(tX, *args).sum().backward()
+        assert tX.grad.abs().sum() > 0 and torch.isfinite(tX.grad).all()
+        assert (tX.grad[torch.tensor(~xv)] == 0).all()
+    same = torch.tensor(Y)
+    v = torch.tensor(yv)
+    assert chamfer_loss(same, v, same, v, torch.tensor(w)).abs().max() < 1e-12
+
+
+# ----------------------------------------------------------------------------- soft IoU
+def test_soft_iou_loss_value_and_gradient():
+    m = torch.zeros(1, 2, 8, 8)
+    m[0, 0, :4] = 1.0
+    w = torch.ones(1, 2)
+    assert soft_iou_loss(m, m, w).item() == pytest.approx(0.0)  # part 1 empty in both: IoU 1
+    half = m.clone()
+    half[0, 0, 2:4] = 0.0
+    assert soft_iou_loss(half, m, w).item() == pytest.approx(0.5)
+    pts = torch.tensor([[[4.0, 4], [40, 4], [4, 40]]], requires_grad=True)
+    sil = soft_silhouettes(pts, [torch.tensor([[0, 1, 2]])], (64, 64), resolution=32)
+    target = torch.zeros(1, 1, 32, 32)
+    target[..., 4:28, 4:28] = 1.0
+    loss = soft_iou_loss(sil, target, torch.ones(1, 1))
+    loss.sum().backward()
+    assert 0 < loss.item() < 1 and pts.grad.abs().sum() > 0
+
+
+# ----------------------------------------------------------------------------- photometric
+def test_vertex_normals_and_sh():
+    pts = torch.tensor([[[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]]])
+    tris = torch.tensor([[0, 1, 2], [1, 3, 2]])
+    n = vertex_normals(pts, tris)
+    assert torch.allclose(n, torch.tensor([0.0, 0, 1]).expand(1, 4, 3))
+    basis = sh_basis(n)
+    assert basis.shape == (1, 4, 9)
+    assert basis[0, 0, 0].item() == pytest.approx(math.pi * 0.2820948, rel=1e-6)
+    sh = torch.zeros(1, 9, 3)
+    sh[:, 0] = 1.0 / (math.pi * 0.2820948)
+    albedo = torch.rand(1, 4, 3)
+    assert torch.allclose(sh_shading(albedo, n, sh), albedo, atol=1e-6)
+    # light from +z brightens a +z normal more than a -z normal
+    sh[:, 2] = 0.5
+    assert (sh_shading(albedo, n, sh) > sh_shading(albedo, -n, sh)).all()
+
+
+def test_sample_image_and_photometric_zero_when_colours_match():
+    torch.manual_seed(0)
+    img = torch.rand(1, 3, 10, 12)
+    pts = torch.tensor([[[0.0, 0.0], [11.0, 9.0], [5.0, 3.0], [5.5, 3.0]]])
+    got = sample_image(img, pts)
+    assert torch.allclose(got[0, 0], img[0, :, 0, 0]) and torch.allclose(got[0, 1], img[0, :, 9, 11])
+    assert torch.allclose(got[0, 2], img[0, :, 3, 5])
+    assert torch.allclose(got[0, 3], 0.5 * (img[0, :, 3, 5] + img[0, :, 3, 6]))
+    vis = torch.tensor([[True, True, True, False]])
+    assert photometric_loss(img, pts, vis, got).item() == pytest.approx(0.0, abs=1e-6)
+    assert photometric_loss(img, pts, vis, got, robust=False).item() == pytest.approx(0.0, abs=1e-12)
+    colors = got.clone().requires_grad_(True)
+    off = colors + torch.tensor([0.1, 0.0, 0.0])
+    loss = photometric_loss(img, pts, vis, off)
+    assert loss.item() == pytest.approx(0.1, rel=1e-4)
+    loss.backward()
+    assert colors.grad[0, 3].abs().sum() == 0 and colors.grad[0, 0].abs().sum() > 0
