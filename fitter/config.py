@@ -55,9 +55,9 @@ class FitConfig:
 
     loss_weights: Dict[str, float] = field(default_factory=lambda: dict(DEFAULT_LOSS_WEIGHTS))
     optimizer: str = "adam"
-    iters: int = 300
-    rigid_iters: int = 100
-    lr: float = 0.02
+    iters: int = 200
+    rigid_iters: int = 50
+    lr: float = 0.05
     pose_lr_scale: float = 0.5
     rel_tol: float = 1e-4
     patience: int = 10

@@ -9,9 +9,33 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator, Union
+from typing import Callable, Iterator, Optional, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+_FILE_MODE: Optional[int] = None
+
+
+def _file_mode() -> int:
+    """Permissions of a newly created file under this process's umask (0o644 for umask 022).
+
+    ``mkstemp`` creates 0o600 files; outputs should look like any other file the user writes.
+    """
+    global _FILE_MODE
+    if _FILE_MODE is None:
+        umask = None
+        try:  # Linux: read it without changing it (os.umask would briefly affect other threads)
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("Umask:"):
+                    umask = int(line.split()[1], 8)
+        except (OSError, ValueError):
+            pass
+        if umask is None:
+            umask = os.umask(0o022)
+            os.umask(umask)
+        _FILE_MODE = 0o666 & ~umask
+    return _FILE_MODE
 
 
 @contextlib.contextmanager
@@ -19,7 +43,8 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is fsynced and renamed onto ``path``.
 
     The temporary name keeps the suffix of ``path`` so writers that pick a format by suffix
-    (cv2.imwrite, open3d, matplotlib) work. On error the temporary file is removed.
+    (cv2.imwrite, open3d, matplotlib) work. On error the temporary file is removed. The final
+    file gets the usual permissions for the process's umask.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,6 +55,7 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp_path, _file_mode())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

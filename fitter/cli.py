@@ -1,0 +1,580 @@
+"""The ``prdlfit`` command: ``fit``, ``view``, ``curves``, ``models`` (and ``batch``).
+
+Parsing only: options become :class:`FitConfig` / :class:`TargetConfig`, the work is done by
+:class:`fitter.optimize.Fitter`, :mod:`fitter.targets` and :mod:`fitter.outputs`. Heavy imports
+(torch, Open3D, mediapipe) happen inside the commands so ``--help`` stays fast.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import click
+
+from fitter import __version__
+from fitter.config import FitConfig, parse_loss_option, resolve_device
+from fitter.errors import FitError, ImageReadError, ModelError, NoFaceError, PrdlfitError
+
+#: exit codes of ``prdlfit fit`` (also in the README and ``prdlfit fit --help``)
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+
+EXIT_CODES_HELP = f"""\b
+Exit codes:
+  0  every image was fitted and its outputs written
+  1  some images failed (the others' outputs are written), or every image
+     failed but not all for the same reason, or an unexpected error
+  2  usage error: bad option, config file or loss name (nothing fitted)
+  {ImageReadError.exit_code}  every image failed: missing, unreadable or not an image
+  {NoFaceError.exit_code}  every image failed: no face found
+  {ModelError.exit_code}  the model could not be loaded (nothing fitted)
+  {FitError.exit_code}  every image failed: the optimization failed (NaN)
+"""
+
+
+def fail(err: PrdlfitError) -> None:
+    """Print ``error: <message>`` on one line to stderr and exit with the error's code."""
+    click.echo(f"error: {' '.join(str(err).split())}", err=True)
+    sys.exit(getattr(err, "exit_code", 1))
+
+
+class LazyGroup(click.Group):
+    """A group whose optional subcommands are imported on first use (``name -> "module:attr"``)."""
+
+    def __init__(self, *args, lazy: Optional[Dict[str, str]] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def _load(self, name: str) -> Optional[click.Command]:
+        module, _, attr = self.lazy[name].partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except ImportError:
+            return None
+
+    def list_commands(self, ctx):
+        extra = [n for n in self.lazy if importlib.util.find_spec(self.lazy[n].partition(":")[0]) is not None]
+        return sorted(set(super().list_commands(ctx)) | set(extra))
+
+    def get_command(self, ctx, name):
+        cmd = super().get_command(ctx, name)
+        if cmd is None and name in self.lazy:
+            cmd = self._load(name)
+        return cmd
+
+
+@click.group(cls=LazyGroup, lazy={"batch": "fitter.batch.command:batch_command"},
+             context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="prdlfit")
+def main() -> None:
+    """Fit a 3D morphable face model to photos with the Part Re-projection Distance Loss (PRDL)."""
+
+
+# ====================================================================== fit: options -> configs
+@dataclass
+class FitOptions:
+    """Everything ``prdlfit fit`` needs, after merging the config file and the command line."""
+
+    fit: FitConfig
+    targets: object  # fitter.targets.pipeline.TargetConfig
+    model: str = "ict"
+    batch_size: int = 1
+    overlay: bool = True
+    quiet: bool = False
+
+
+def read_config_file(path: Path) -> Dict[str, object]:
+    """A YAML (``.yaml``/``.yml``) or TOML (``.toml``) mapping; ValueError naming the file otherwise."""
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".yaml", ".yml", ".json"):
+        raise ValueError(f"config {path}: use a .yaml, .yml or .toml file")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+    except Exception as err:  # yaml.YAMLError, tomllib.TOMLDecodeError
+        raise ValueError(f"config {path}: {' '.join(str(err).split())}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config {path}: must hold a mapping of option names to values")
+    return data
+
+
+def split_config(data: Dict[str, object], target_fields: Sequence[str]) -> Tuple[dict, dict, dict]:
+    """Config mapping -> (FitConfig keys, TargetConfig keys, command keys).
+
+    Keys may be flat (sorted by which config knows them; ``device`` goes to the fit) or in
+    sections ``fit:`` / ``targets:``. Command keys: ``model``, ``batch_size``, ``overlay``.
+    Raises ValueError naming unknown keys.
+    """
+    fit_names = {f.name for f in fields(FitConfig)}
+    command_names = {"model", "batch_size", "overlay"}
+    fit_d = dict(data.get("fit") or {})
+    tgt_d = dict(data.get("targets") or {})
+    cmd_d: dict = {}
+    unknown = []
+    for key, value in data.items():
+        if key in ("fit", "targets"):
+            continue
+        if key in fit_names:
+            fit_d[key] = value
+        elif key in target_fields:
+            tgt_d[key] = value
+        elif key in command_names:
+            cmd_d[key] = value
+        else:
+            unknown.append(key)
+    unknown += [f"fit.{k}" for k in fit_d if k not in fit_names]
+    unknown += [f"targets.{k}" for k in tgt_d if k not in target_fields]
+    if unknown:
+        raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}; known: FitConfig fields "
+                         f"({', '.join(sorted(fit_names))}), target options ({', '.join(sorted(target_fields))}), "
+                         f"and {', '.join(sorted(command_names))}")
+    return fit_d, tgt_d, cmd_d
+
+
+def build_fit_options(config: Optional[Path], model: Optional[str], device: Optional[str],
+                      optimizer: Optional[str], iters: Optional[int], rigid_iters: Optional[int],
+                      lr: Optional[float], losses: Sequence[str], seed: Optional[int], size: Optional[int],
+                      all_faces: bool, landmarks: Optional[Path], batch_size: Optional[int], overlay: bool,
+                      snapshots: Optional[int], quiet: bool) -> FitOptions:
+    """Merge the config file and the command line (the command line wins) into :class:`FitOptions`.
+
+    Raises:
+        ValueError / TypeError: a bad value or key (the CLI turns it into a usage error).
+        RuntimeError: ``--device cuda`` without a GPU.
+    """
+    from fitter.targets.pipeline import TargetConfig
+
+    target_fields = [f.name for f in fields(TargetConfig)]
+    data = read_config_file(config) if config else {}
+    fit_d, tgt_d, cmd_d = split_config(data, target_fields)
+    weights = dict(fit_d.pop("loss_weights", None) or {})
+    for text in losses:
+        name, w = parse_loss_option(text)
+        weights[name] = w
+    fit_d["loss_weights"] = weights
+    for key, value in (("optimizer", optimizer), ("iters", iters), ("rigid_iters", rigid_iters), ("lr", lr),
+                       ("seed", seed), ("snapshot_every", snapshots), ("device", device)):
+        if value is not None:
+            fit_d[key] = value
+    fit_d["device"] = resolve_device(str(fit_d.get("device", "auto")))
+    fit_cfg = FitConfig.from_dict(fit_d)
+    if size is not None:
+        tgt_d["size"] = size
+    if all_faces:
+        tgt_d["all_faces"] = True
+    if landmarks is not None:
+        tgt_d["landmarks"] = "file"
+        tgt_d["landmark_file"] = str(landmarks)
+    tgt_cfg = TargetConfig(**tgt_d)
+    tgt_cfg.validate()
+    bs = int(batch_size if batch_size is not None else cmd_d.get("batch_size", 1))
+    if bs < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {bs}")
+    return FitOptions(fit=fit_cfg, targets=tgt_cfg, model=str(model or cmd_d.get("model", "ict")), batch_size=bs,
+                      overlay=bool(cmd_d.get("overlay", True)) and overlay, quiet=quiet)
+
+
+def _check_loss(ctx, param, values):
+    for text in values:
+        try:
+            parse_loss_option(text)
+        except ValueError as err:
+            raise click.BadParameter(str(err)) from None
+    return values
+
+
+def output_names(images: Sequence[Path]) -> List[str]:
+    """Per-image output folder names (the file stems); ValueError when two images share a stem."""
+    stems = [p.stem for p in images]
+    dup = sorted(s for s, n in Counter(stems).items() if n > 1)
+    if dup:
+        clash = [str(p) for p in images if p.stem == dup[0]]
+        raise ValueError(f"images {' and '.join(clash)} would write to the same folder {dup[0]!r}; "
+                         "rename one or fit them into different -o folders")
+    return stems
+
+
+# ====================================================================== fit: the run
+@dataclass
+class FaceJob:
+    """One face to fit: its image, targets, photo pixels and output folder."""
+
+    image: Path
+    targets: object  # Targets
+    photo: object  # [H, W, 3] uint8 RGB as read (possibly downscaled for huge photos)
+    out_dir: Path
+
+
+@dataclass
+class RunTally:
+    """Outcome per image: fitted faces and failures (exit code, message)."""
+
+    fitted: Dict[str, int] = field(default_factory=dict)
+    failed: Dict[str, Tuple[int, str]] = field(default_factory=dict)
+
+    def fail(self, image: Path, code: int, message: str) -> None:
+        click.echo(f"error: {image}: {' '.join(message.split())}", err=True)
+        self.failed.setdefault(str(image), (code, message))
+
+    def exit_code(self) -> int:
+        """0 all fitted; 1 partial or mixed failures; else the shared code of every failure."""
+        if not self.failed:
+            return EXIT_OK
+        fitted_any = any(k not in self.failed for k in self.fitted)
+        codes = {code for code, _ in self.failed.values()}
+        if fitted_any or len(codes) != 1:
+            return EXIT_SOME_FAILED
+        return codes.pop()
+
+
+def _message(err: BaseException, image: Path) -> str:
+    """One line for a failure; drops the image path when the error already names it."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    text = text.replace(f" {image}:", ":").replace(f" in {image}", "")
+    if not isinstance(err, PrdlfitError):
+        text = f"internal error ({type(err).__name__}): {text}"
+    return text
+
+
+def _code(err: BaseException) -> int:
+    return int(getattr(err, "exit_code", EXIT_SOME_FAILED)) if isinstance(err, PrdlfitError) else EXIT_SOME_FAILED
+
+
+def face_jobs(images: Sequence[Path], names: Sequence[str], out: Path, target_config, tally: RunTally
+              ) -> Iterator[FaceJob]:
+    """Read each image and build its targets, lazily; failures go to ``tally`` and are skipped."""
+    from fitter.targets.io import load_image
+    from fitter.targets.pipeline import build_targets
+
+    for image, name in zip(images, names):
+        try:
+            if not image.is_file():
+                raise ImageReadError("no such file" if not image.exists() else "not a file")
+            loaded = load_image(image, max_pixels=target_config.max_pixels, max_side=target_config.max_side)
+            found = build_targets(loaded, target_config)
+        except Exception as err:  # one bad image never stops the others
+            tally.fail(image, _code(err), _message(err, image))
+            continue
+        if not found:
+            tally.fail(image, NoFaceError.exit_code, "no face found")
+            continue
+        for k, t in enumerate(found):
+            yield FaceJob(image, t, loaded.rgb, out / (name if k == 0 else f"{name}_face{k}"))
+
+
+def _batches(jobs: Iterator[FaceJob], size: int) -> Iterator[List[FaceJob]]:
+    batch: List[FaceJob] = []
+    for job in jobs:
+        batch.append(job)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class Progress:
+    """A tqdm bar on stderr showing iterations and the current loss (silent when ``quiet``)."""
+
+    def __init__(self, label: str, quiet: bool):
+        self.label, self.quiet, self.bar = label, quiet, None
+
+    def __call__(self, iteration: int, total: int, loss: float) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            # disable=None: no bar when stderr is not a terminal (logs get the per-image lines only)
+            self.bar = tqdm(total=total, desc=self.label, file=sys.stderr, leave=False, dynamic_ncols=True,
+                            disable=None,
+                            bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}] {postfix}")
+        self.bar.total = total
+        self.bar.n = min(iteration, total)
+        self.bar.set_postfix_str(f"loss {loss:.5g}", refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def fit_batch(fitter, batch: List[FaceJob], opts: FitOptions, model, tally: RunTally) -> None:
+    """Fit one batch (retrying face by face if the batch as a whole fails) and write the outputs."""
+    from fitter.outputs.writer import write_fit_outputs
+
+    label = ", ".join(j.out_dir.name for j in batch)
+    progress = Progress(label if len(label) < 40 else f"{len(batch)} faces", opts.quiet)
+    try:
+        results = fitter.fit([j.targets for j in batch], progress=progress)
+    except Exception as err:
+        progress.close()
+        if len(batch) > 1:
+            for job in batch:
+                fit_batch(fitter, [job], opts, model, tally)
+            return
+        tally.fail(batch[0].image, _code(err), _message(err, batch[0].image))
+        return
+    finally:
+        progress.close()
+    for job, result in zip(batch, results):
+        if result.failure:
+            tally.fail(job.image, FitError.exit_code, f"fit failed: {result.failure}")
+            continue
+        try:
+            paths = write_fit_outputs(result, model, job.out_dir, original_image=job.photo, overlay=opts.overlay,
+                                      target_config=opts.targets)
+        except Exception as err:
+            tally.fail(job.image, _code(err), f"cannot write outputs to {job.out_dir}: {_message(err, job.image)}")
+            continue
+        tally.fitted[str(job.image)] = tally.fitted.get(str(job.image), 0) + 1
+        if not opts.quiet:
+            total = result.final_losses.get("total", float("nan"))
+            click.echo(f"ok: {job.image} -> {paths['json'].parent} ({result.iterations} iterations, "
+                       f"loss {total:.5g}, {'converged' if result.converged else 'iteration cap'})", err=True)
+
+
+@main.command("fit", epilog=EXIT_CODES_HELP)
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=True))
+@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Output folder: one DIR/<image stem>/ per image.")
+@click.option("--model", default=None, help="Model name (ict, sfm, bfm) or path.  [default: ict]")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+              help="Where to optimize.  [default: auto = cuda if available]")
+@click.option("--optimizer", type=click.Choice(["adam", "lbfgs"]), default=None, help="[default: adam]")
+@click.option("--iters", type=click.IntRange(min=0), default=None, help="Main-stage iteration cap.")
+@click.option("--rigid-iters", type=click.IntRange(min=0), default=None, help="Rigid-stage iteration cap.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Adam learning rate.")
+@click.option("--loss", "losses", multiple=True, metavar="NAME=W", callback=_check_loss,
+              help="Loss weight, repeatable (e.g. --loss prdl=0.8e-3 --loss chamfer=0).")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="YAML or TOML file of the same options (FitConfig keys, target options, model, "
+                   "batch_size); the command line overrides it.")
+@click.option("--seed", type=int, default=None, help="Random seed.")
+@click.option("--size", type=click.IntRange(min=16), default=None, help="Fitting crop size in pixels.  [default: 224]")
+@click.option("--all-faces", is_flag=True, help="Fit every face; faces after the largest go to DIR/<stem>_face<k>/.")
+@click.option("--landmarks", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Your own 68 landmarks: a .npy/.pts file, or a folder of <stem>.npy|.pts.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Faces per vectorized optimization.  [default: 1]")
+@click.option("--snapshots", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Keep the projected mesh every N iterations (snapshots.npz) for `prdlfit curves --animate`.")
+@click.option("--no-overlay", is_flag=True, help="Do not write overlay.png.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or per-image lines (errors still print).")
+def fit_command(images, output, model, device, optimizer, iters, rigid_iters, lr, losses, config, seed, size,
+                all_faces, landmarks, batch_size, snapshots, no_overlay, quiet):
+    """Fit the model to each IMAGE and write DIR/<image stem>/ (mesh, fit, parts, overlay, curves).
+
+    A folder holding fit.json is complete (fit.json is written last). One bad image never stops
+    the others: each failure prints one line `error: <file>: <message>` to stderr.
+    """
+    try:
+        opts = build_fit_options(config, model, device, optimizer, iters, rigid_iters, lr, losses, seed, size,
+                                 all_faces, landmarks, batch_size, not no_overlay, snapshots, quiet)
+        names = output_names(list(images))
+    except RuntimeError as err:
+        raise click.BadParameter(str(err), param_hint="--device") from None
+    except (ValueError, TypeError) as err:
+        raise click.UsageError(" ".join(str(err).split())) from None
+
+    import morphable_models
+    from fitter.optimize import Fitter
+
+    try:
+        model_obj = morphable_models.load(opts.model)
+    except PrdlfitError as err:
+        fail(err)
+    fitter = Fitter(model_obj, opts.fit, opts.targets)
+    tally = RunTally()
+    try:
+        for batch in _batches(face_jobs(images, names, output, opts.targets, tally), opts.batch_size):
+            fit_batch(fitter, batch, opts, model_obj, tally)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    n_ok = sum(1 for k in tally.fitted if k not in tally.failed)
+    if not quiet or tally.failed:
+        click.echo(f"fitted {n_ok} of {len(images)} image(s) into {output}"
+                   + (f"; {len(tally.failed)} failed" if tally.failed else ""), err=True)
+    sys.exit(tally.exit_code())
+
+
+# ====================================================================== view
+def _parse_size(ctx, param, value: str) -> Tuple[int, int]:
+    try:
+        w, h = (int(v) for v in value.lower().split("x"))
+        if w < 1 or h < 1:
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(f"expected WIDTHxHEIGHT such as 800x800, got {value!r}") from None
+    return w, h
+
+
+@main.command("view")
+@click.argument("result", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--offscreen", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PNG",
+              help="Render headless to this PNG instead of opening a window.")
+@click.option("--size", default="800x800", show_default=True, callback=_parse_size, metavar="WxH",
+              help="Window or image size.")
+def view_command(result, offscreen, size):
+    """Show the fitted mesh of RESULT (a DIR/<image stem>/ folder) in an Open3D window.
+
+    Parts are coloured, landmarks are green spheres; keys: W wireframe, P parts/plain, Q quit.
+    """
+    from fitter.outputs.viewer import render_offscreen, show
+
+    try:
+        if offscreen is not None:
+            render_offscreen(result, offscreen, size)
+            click.echo(f"wrote {offscreen}", err=True)
+        else:
+            show(result, size)
+    except PrdlfitError as err:
+        fail(err)
+
+
+# ====================================================================== curves
+def curves_csv_of(result: Path) -> Path:
+    """``curves.csv`` of a result folder, or the CSV itself."""
+    return result / "curves.csv" if result.is_dir() else result
+
+
+def curve_labels(results: Sequence[Path]) -> List[str]:
+    """Short distinct labels: the folder names, or ``parent/name`` when those repeat."""
+    names = [(r if r.is_dir() else r.parent).name for r in results]
+    if len(set(names)) == len(names):
+        return names
+    return [str(Path((r if r.is_dir() else r.parent).parent.name) / n) for r, n in zip(results, names)]
+
+
+@main.command("curves")
+@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Figure to write (.png, .pdf, .svg).  [default: curves_compare.png]")
+@click.option("--column", "columns", multiple=True, metavar="NAME",
+              help="Column to compare, repeatable: total, a loss term (prdl, lmk, ...) or prdl/<part>.  "
+                   "[default: total]")
+@click.option("--label", "labels", multiple=True, help="Legend label per RESULT, in order.")
+@click.option("--normalize", is_flag=True, help="Divide each curve by its first value.")
+@click.option("--animate", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="GIF_OR_MP4",
+              help="Also write the fit converging (one RESULT fitted with --snapshots N).")
+@click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --animate: use every STRIDE-th snapshot.")
+@click.option("--fps", type=click.FloatRange(min=0.1), default=5.0, show_default=True, help="With --animate.")
+def curves_command(results, output, columns, labels, normalize, animate, stride, fps):
+    """Plot and compare the convergence curves of one or more fits in one figure.
+
+    Each RESULT is a DIR/<image stem>/ folder (or its curves.csv), e.g. the same photo fitted
+    with Adam and with LBFGS, or with PRDL and with chamfer (use --normalize then).
+    """
+    from fitter.outputs.curves import compare_curves, read_curves_csv, save_figure
+
+    if labels and len(labels) != len(results):
+        raise click.UsageError(f"--label given {len(labels)} times for {len(results)} results")
+    if animate is not None and len(results) != 1:
+        raise click.UsageError("--animate takes exactly one RESULT")
+    curves = []
+    for res, label in zip(results, labels or curve_labels(results)):
+        csv_path = curves_csv_of(res)
+        try:
+            curves.append((label, read_curves_csv(csv_path)))
+        except (OSError, ValueError) as err:
+            fail(PrdlfitError(f"{csv_path}: {getattr(err, 'strerror', None) or err}"))
+    try:
+        fig = compare_curves(curves, columns=columns or ("total",), normalize=normalize)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
+    out = output or Path("curves_compare.png")
+    save_figure(fig, out)
+    click.echo(f"wrote {out}", err=True)
+    if animate is not None:
+        from fitter.outputs.animation import animation_frames, load_snapshots, write_animation
+
+        snap_path = results[0] / "snapshots.npz" if results[0].is_dir() else results[0].parent / "snapshots.npz"
+        if not snap_path.is_file():
+            fail(PrdlfitError(f"{snap_path.parent}: no snapshots.npz; fit with `prdlfit fit --snapshots N` first"))
+        try:
+            frames = animation_frames(load_snapshots(snap_path), curves[0][1], stride=stride)
+            write_animation(frames, animate, fps=fps)
+        except ValueError as err:
+            fail(PrdlfitError(str(err)))
+        click.echo(f"wrote {animate} ({len(frames)} frames)", err=True)
+
+
+# ====================================================================== models
+@main.group("models")
+def models_group() -> None:
+    """List, inspect and prepare morphable models."""
+
+
+@models_group.command("list")
+def models_list() -> None:
+    """Registered models: installed or not, licence, sizes."""
+    from morphable_models.registry import list_models
+
+    rows = [("name", "installed", "units", "points", "id", "exp", "license")]
+    notes = []
+    for m in list_models():
+        rows.append((m.name, "yes" if m.installed else "no", m.units or "-",
+                     str(m.num_points or "-"), str(m.num_id or "-"), str(m.num_exp or "-"), m.license))
+        if m.note:
+            notes.append(f"{m.name}: {m.note}")
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+    for n in notes:
+        click.echo(n)
+
+
+@models_group.command("info")
+@click.argument("name")
+def models_info(name: str) -> None:
+    """Details of one model: files, licence, sizes, part sizes."""
+    from morphable_models.registry import model_info
+
+    try:
+        info = model_info(name)
+    except PrdlfitError as err:
+        fail(err)
+    for key in ("name", "installed", "path", "license", "description", "units", "num_points",
+                "num_mesh_vertices", "num_triangles", "num_id", "num_exp"):
+        value = getattr(info, key, None)
+        if value not in (None, ""):
+            click.echo(f"{key}: {value}")
+    if info.part_sizes:
+        click.echo("parts: " + ", ".join(f"{k} {v}" for k, v in info.part_sizes.items()))
+    if info.note:
+        click.echo(f"note: {info.note}")
+
+
+@models_group.command("prepare")
+@click.argument("name")
+@click.option("--source", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Folder or file with the original model files.")
+@click.option("--force", is_flag=True, help="Convert again even if a current conversion exists.")
+def models_prepare(name: str, source: Optional[Path], force: bool) -> None:
+    """Convert model NAME into the cache (once); prints the converted file."""
+    from morphable_models.registry import prepare
+
+    try:
+        path = prepare(name, source=source, force=force, progress=True)
+    except PrdlfitError as err:
+        fail(err)
+    click.echo(str(path))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

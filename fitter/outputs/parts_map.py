@@ -1,0 +1,62 @@
+"""``parts.png``: the part label map of the reprojected fit at the photo's size.
+
+Values: 0 background (or a mesh region outside the 8 parts, e.g. neck and ears), i + 1 =
+``PART_NAMES[i]`` (1 right eye, 2 left eye, 3 right brow, 4 left brow, 5 nose, 6 upper lip,
+7 lower lip, 8 skin; right/left = the person's own). The mesh triangles and the model's
+``hole_triangles`` (eye openings) are z-buffered, so hidden parts do not show.
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+import numpy as np
+import torch
+
+from fitter.geometry.raster import rasterize_labels, triangle_labels
+from fitter.outputs.fitted_mesh import check_result_matches_model
+from fitter.result import FitResult
+from morphable_models.model import MorphableModel
+
+
+def original_size(result: FitResult) -> Tuple[int, int]:
+    """(width, height) of the photo the fit belongs to (the crop itself when targets are unknown)."""
+    if result.targets is not None:
+        w, h = result.targets.crop.original_size
+    else:
+        w, h = result.camera.width, result.camera.height
+    return int(w), int(h)
+
+
+def points_in_original(result: FitResult, scale: float = 1.0) -> np.ndarray:
+    """[V, 2] float64 projected points in pixels of the photo resized by ``scale``.
+
+    Pixel centres are at integer coordinates in every image, so resizing maps
+    ``x -> (x + 0.5) * scale - 0.5`` (the convention of cv2.resize).
+    """
+    pts = np.asarray(result.vertices_image, dtype=np.float64)
+    if result.targets is not None:
+        pts = result.targets.crop.to_original(pts)
+    return (pts + 0.5) * scale - 0.5
+
+
+def scaled_size(size: Tuple[int, int], scale: float) -> Tuple[int, int]:
+    """(W, H) resized by ``scale`` (at least 1 pixel per side)."""
+    return max(1, int(round(size[0] * scale))), max(1, int(round(size[1] * scale)))
+
+
+def part_label_map(result: FitResult, model: MorphableModel, scale: float = 1.0) -> np.ndarray:
+    """[H, W] uint8 label map of the fit over the photo (H, W = original size × ``scale``).
+
+    Args:
+        result: a fit of ``model``.
+        model: the model fitted (its triangles, hole triangles and part labels are used).
+        scale: output pixels per original pixel.
+    """
+    check_result_matches_model(result, model)
+    W, H = scaled_size(original_size(result), scale)
+    tris = torch.cat([model.triangles.cpu(), model.hole_triangles.cpu().to(torch.long)], 0)
+    tri_lab = triangle_labels(tris, model.part_labels().cpu())
+    pts = torch.from_numpy(points_in_original(result, scale)).to(torch.float32)
+    depth = torch.from_numpy(np.asarray(result.vertices_camera, dtype=np.float32)[:, 2])
+    labels = rasterize_labels(pts[None], depth[None], tris, tri_lab, (W, H))[0]
+    return labels.to(torch.uint8).numpy()
