@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fitter.geometry.raster import rasterize_labels, triangle_labels
+from fitter.geometry.raster import part_iou, rasterize_labels, triangle_labels
 from morphable_models.model import PART_NAMES, MorphableModel
 
 
@@ -72,12 +72,7 @@ def render_part_labels(model: MorphableModel, points_img: Tensor, depth: Tensor,
 
 
 def part_ious(pred_labels: np.ndarray, gt_labels: np.ndarray) -> np.ndarray:
-    """[8] IoU per part between two label maps (NaN where the part is absent from both)."""
-    out = np.full(len(PART_NAMES), np.nan)
-    for p in range(len(PART_NAMES)):
-        a = pred_labels == p + 1
-        b = gt_labels == p + 1
-        union = np.logical_or(a, b).sum()
-        if union:
-            out[p] = np.logical_and(a, b).sum() / union
-    return out
+    """[8] IoU per part between two [H, W] label maps (NaN where the part is absent from both);
+    numpy front of :func:`fitter.geometry.raster.part_iou`."""
+    iou = part_iou(torch.as_tensor(np.asarray(pred_labels)), torch.as_tensor(np.asarray(gt_labels)), len(PART_NAMES))
+    return iou.numpy().astype(np.float64)

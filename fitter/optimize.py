@@ -211,7 +211,9 @@ class Fitter:
     def _optimizer(self, tensors, params: _Params, colour) -> torch.optim.Optimizer:
         cfg = self.config
         if cfg.optimizer == "lbfgs":
-            return torch.optim.LBFGS(tensors, lr=1.0, max_iter=1, history_size=20, line_search_fn="strong_wolfe")
+            # one LBFGS iteration per step; max_eval must be set or the line search gets 1 evaluation
+            return torch.optim.LBFGS(tensors, lr=1.0, max_iter=1, max_eval=25, history_size=20, line_search_fn="strong_wolfe",
+                                     tolerance_grad=0.0, tolerance_change=0.0)
         pose = {id(params.rot6d), id(params.trans_xy), id(params.log_depth)}
         groups = [
             {"params": [t for t in tensors if id(t) in pose], "lr": cfg.lr * cfg.pose_lr_scale},

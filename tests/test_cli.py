@@ -208,8 +208,6 @@ def test_curves_errors(runner, fake_result, tmp_path):
 # ------------------------------------------------------------------ end to end on a real photo
 @pytest.mark.slow
 def test_fit_end_to_end_on_3ddfa_examples(runner, shared, model_cache, tmp_path):
-    pytest.importorskip("fitter.optimize")
-    pytest.importorskip("fitter.targets.pipeline")
     import cv2
 
     photos = sorted((shared / "images" / "3ddfa-v3-examples").glob("*"))

@@ -1,0 +1,314 @@
+#!/usr/bin/env python
+"""Real-photo evaluation (issue 7, items 2 and 3): landmark-only vs landmarks + PRDL, side by side.
+
+Data (read-only, under --shared, default /work/shared):
+
+* ``images/300w-train``: ``*.jpg`` + iBUG ``.pts`` (1-based; 1 is subtracted). Fitted 68-landmark
+  NME (outer-eye-corner normalised) against the ground truth, on all images and on the
+  closed-eye / open-mouth subset: mean eye opening ((|37-41| + |38-40|) / 2 / |36-39|, 0-based
+  indices, both eyes averaged) < 0.15, or mouth opening |62-66| / |48-54| > 0.30.
+* ``images/ffhq-dev``: ``NNNNN.png`` + ``NNNNN.landmarks68.npy`` (0-based pixels) + ``NNNNN.seg.npy``
+  (face region = nonzero). NME, and face-region IoU of the re-rendered fit (any part label) vs the
+  nonzero segmentation.
+* ``images/celebamask-hq``: ``*.jpg`` + ``*.labels.png`` (CelebAMask-HQ ids). Per-part IoU of the
+  re-rendered fit vs the CelebAMask labels. Landmarks from MediaPipe (no ground truth given).
+
+The fit is always given the ground-truth landmarks where the data set has them
+(``TargetConfig(landmarks="file")``), MediaPipe landmarks otherwise; parts come from the default
+MediaPipe parser. All IoUs are computed in the 224×224 fitting crop: the fit is re-rendered there
+with ``render_part_labels`` and label maps given in original pixels are mapped into the crop with
+``cv2.warpAffine(labels, crop.matrix(), (W, H), flags=cv2.INTER_NEAREST)`` (label images whose size
+differs from the photo are first resized to it, nearest neighbour). For every data set the per-part
+IoU against the parser's own targets (``targets.part_masks``) is reported as well.
+
+``--eos`` adds eos (``eos-py``, Surrey Face Model 3448) fitted from the same 68 landmarks with
+``eos.fitting.fit_shape_and_pose``; its NME counts the landmarks eos maps to SFM vertices
+(``ibug_to_sfm.txt``; the contour points it marches are projected the same way).
+
+Usage:
+    PRDLFIT_CACHE=/work/main/.cache python scripts/eval_real.py --limit 20 --iters 100 --eos --out real.md
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import cv2
+import numpy as np
+import torch
+
+import morphable_models
+from fitter.config import FitConfig
+from fitter.metrics import landmark_nme, part_ious, render_part_labels
+from fitter.optimize import Fitter
+from fitter.targets.landmark_files import read_pts
+from fitter.targets.pipeline import TargetConfig, build_targets
+from morphable_models.model import PART_NAMES
+
+#: CelebAMask-HQ id -> our label (i + 1 = PART_NAMES[i]); "left" is the person's left in both.
+CELEBAMASK_TO_PARTS = {5: 1, 4: 2, 7: 3, 6: 4, 2: 5, 11: 6, 12: 7, 1: 8}
+
+SETTINGS = {"lmk": {"lmk": 1.6e-3, "prdl": 0.0}, "lmk+prdl": {"lmk": 1.6e-3, "prdl": 0.8e-3}}
+
+
+@dataclass
+class Item:
+    """One photo: where it is, its ground truth in original pixels."""
+
+    dataset: str
+    image: str
+    landmarks: Optional[np.ndarray] = None  # [68, 2] 0-based original pixels
+    labels: Optional[np.ndarray] = None  # [H, W] our part ids, original pixels
+    region: Optional[np.ndarray] = None  # [H, W] bool face region, original pixels
+    hard: bool = False  # closed eyes / open mouth
+
+
+def eye_mouth_hard(lm: np.ndarray, eye_thr: float = 0.15, mouth_thr: float = 0.30) -> bool:
+    """True for closed eyes (mean opening < eye_thr) or an open mouth (ratio > mouth_thr); 0-based iBUG."""
+    d = lambda a, b: float(np.linalg.norm(lm[a] - lm[b]))
+    right = (d(37, 41) + d(38, 40)) / 2 / max(d(36, 39), 1e-9)
+    left = (d(43, 47) + d(44, 46)) / 2 / max(d(42, 45), 1e-9)
+    mouth = d(62, 66) / max(d(48, 54), 1e-9)
+    return (right + left) / 2 < eye_thr or mouth > mouth_thr
+
+
+def image_size(path: str) -> Tuple[int, int]:
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise SystemExit(f"cannot read {path}")
+    return img.shape[1], img.shape[0]
+
+
+def load_items(shared: str, limit_300w: int, limit_other: Optional[int]) -> List[Item]:
+    items: List[Item] = []
+    root = os.path.join(shared, "images")
+    for jpg in sorted(glob.glob(os.path.join(root, "300w-train", "*.jpg")))[:limit_300w]:
+        lm = read_pts(os.path.splitext(jpg)[0] + ".pts")
+        items.append(Item("300w", jpg, landmarks=lm, hard=eye_mouth_hard(lm)))
+    for png in sorted(glob.glob(os.path.join(root, "ffhq-dev", "[0-9]*.png")))[:limit_other]:
+        stem = os.path.splitext(png)[0]
+        lm = np.load(stem + ".landmarks68.npy").astype(np.float64)
+        seg = np.load(stem + ".seg.npy")
+        items.append(Item("ffhq", png, landmarks=lm, region=seg != 0, hard=eye_mouth_hard(lm)))
+    for jpg in sorted(glob.glob(os.path.join(root, "celebamask-hq", "*.jpg")))[:limit_other]:
+        raw = cv2.imread(os.path.splitext(jpg)[0] + ".labels.png", cv2.IMREAD_UNCHANGED)
+        W, H = image_size(jpg)
+        if raw.shape[:2] != (H, W):
+            raw = cv2.resize(raw, (W, H), interpolation=cv2.INTER_NEAREST)
+        lab = np.zeros(raw.shape[:2], np.uint8)
+        for src, dst in CELEBAMASK_TO_PARTS.items():
+            lab[raw == src] = dst
+        items.append(Item("celebamask", jpg, labels=lab))
+    return items
+
+
+def targets_for(item: Item):
+    if item.landmarks is not None:
+        if item.dataset == "300w":
+            cfg = TargetConfig(landmarks="file")  # <stem>.pts beside the photo
+        else:
+            cfg = TargetConfig(landmarks="file", landmark_file=os.path.splitext(item.image)[0] + ".landmarks68.npy")
+    else:
+        cfg = TargetConfig()
+    found = build_targets(item.image, cfg)
+    return found[0] if found else None
+
+
+def to_crop(labels: np.ndarray, crop) -> np.ndarray:
+    W, H = crop.size
+    return cv2.warpAffine(labels.astype(np.uint8), crop.matrix(), (W, H), flags=cv2.INTER_NEAREST, borderValue=0)
+
+
+@dataclass
+class Scores:
+    nme: float = float("nan")
+    ious_gt: Optional[np.ndarray] = None  # [8] vs data-set labels
+    region_iou: float = float("nan")
+    ious_parser: Optional[np.ndarray] = None  # [8] vs the parser's targets
+
+
+def score(model, item: Item, res) -> Scores:
+    t = res.targets
+    W, H = t.size
+    rendered = render_part_labels(model, torch.from_numpy(res.vertices_image)[None],
+                                  torch.from_numpy(res.vertices_camera[:, 2])[None], (W, H))[0]
+    s = Scores(ious_parser=part_ious(rendered, t.part_masks))
+    if item.landmarks is not None:
+        s.nme = landmark_nme(res.landmarks2d_original(), item.landmarks)
+    if item.labels is not None:
+        s.ious_gt = part_ious(rendered, to_crop(item.labels, t.crop))
+    if item.region is not None:
+        gt = to_crop(item.region.astype(np.uint8), t.crop) > 0
+        pred = rendered > 0
+        s.region_iou = float(np.logical_and(gt, pred).sum() / max(np.logical_or(gt, pred).sum(), 1))
+    return s
+
+
+# ---------------------------------------------------------------------------------------- eos
+class EosFitter:
+    """eos-py shape + pose + expression fit from 68 landmarks (SFM 3448)."""
+
+    def __init__(self, folder: str):
+        import eos
+
+        self.eos = eos
+        j = lambda n: os.path.join(folder, n)
+        model = eos.morphablemodel.load_model(j("sfm_shape_3448.bin"))
+        blend = eos.morphablemodel.load_blendshapes(j("expression_blendshapes_3448.bin"))
+        self.model = eos.morphablemodel.MorphableModel(
+            model.get_shape_model(), blend, color_model=eos.morphablemodel.PcaModel(),
+            vertex_definitions=None, texture_coordinates=model.get_texture_coordinates())
+        self.mapper = eos.core.LandmarkMapper(j("ibug_to_sfm.txt"))
+        self.edges = eos.morphablemodel.load_edge_topology(j("sfm_3448_edge_topology.json"))
+        self.contour_lm = eos.fitting.ContourLandmarks.load(j("ibug_to_sfm.txt"))  # TOML, holds the contour ids
+        self.contour = eos.fitting.ModelContour.load(j("sfm_model_contours.json"))
+
+    def fit(self, landmarks: np.ndarray, size: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray, float]:
+        """([68, 2] projected landmarks (NaN where unmapped), [68] valid, seconds)."""
+        eos = self.eos
+        W, H = size
+        lms = [eos.core.Landmark(str(i + 1), [float(x), float(y)]) for i, (x, y) in enumerate(landmarks)]
+        t0 = time.perf_counter()
+        mesh, pose, _, _ = eos.fitting.fit_shape_and_pose(self.model, lms, self.mapper, W, H, self.edges,
+                                                          self.contour_lm, self.contour)
+        secs = time.perf_counter() - t0
+        V = np.asarray(mesh.vertices, np.float64)
+        P = np.asarray(pose.get_projection()) @ np.asarray(pose.get_modelview())
+        hom = np.c_[V, np.ones(len(V))] @ P.T
+        ndc = hom[:, :3] / hom[:, 3:4]
+        img = np.c_[(ndc[:, 0] + 1) / 2 * W, H - (ndc[:, 1] + 1) / 2 * H]
+        out = np.full((68, 2), np.nan)
+        valid = np.zeros(68, bool)
+        for i in range(68):
+            v = self.mapper.convert(str(i + 1))
+            if v is not None:
+                out[i] = img[int(v)]
+                valid[i] = True
+        return out, valid, secs
+
+
+# ---------------------------------------------------------------------------------------- report
+def mean_std(x) -> str:
+    x = np.asarray([v for v in x if v is not None], np.float64)
+    x = x[np.isfinite(x)]
+    return f"{x.mean():.4f} ± {x.std():.4f} (n={len(x)})" if len(x) else "–"
+
+
+def iou_row(arrs: List[np.ndarray]) -> List[str]:
+    if not arrs:
+        return ["–"] * (len(PART_NAMES) + 1)
+    a = np.stack(arrs)
+    cells = []
+    for p in range(len(PART_NAMES)):
+        col = a[:, p][np.isfinite(a[:, p])]
+        cells.append(f"{col.mean():.2f}" if len(col) else "–")
+    cells.append(f"{np.nanmean(np.nanmean(a, 1)):.3f}")
+    return cells
+
+
+def report(items: List[Item], scores: Dict[str, List[Optional[Scores]]], eos_rows, secs, args) -> str:
+    out = []
+    names = list(scores)
+    out.append("### Landmark NME (fitted 68 landmarks vs ground truth, original pixels)\n")
+    head = ["data set", "subset"] + names + (["eos (SFM 3448)"] if eos_rows is not None else [])
+    out += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    for ds in ("300w", "ffhq"):
+        for sub, keep in (("all", lambda it: True), ("closed-eye / open-mouth", lambda it: it.hard)):
+            idx = [i for i, it in enumerate(items) if it.dataset == ds and keep(it)]
+            cells = [ds, sub] + [mean_std([scores[n][i].nme for i in idx if scores[n][i]]) for n in names]
+            if eos_rows is not None:
+                cells.append(mean_std([eos_rows[i][0] for i in idx if eos_rows[i] is not None]))
+            out.append("| " + " | ".join(cells) + " |")
+    if eos_rows is not None:
+        t = [r[1] for r in eos_rows if r is not None]
+        out.append(f"\neos: {np.mean(t) * 1000:.1f} ms per fit (mean of {len(t)}), NME over the landmarks "
+                   f"ibug_to_sfm.txt maps; ours: see the fit-time line.")
+    out.append("\n### Part IoU of the re-rendered fit (224×224 crop)\n")
+    head = ["reference", "setting"] + list(PART_NAMES) + ["mean"]
+    out += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    for ds, ref in (("celebamask", "CelebAMask-HQ labels"),):
+        for n in names:
+            arr = [scores[n][i].ious_gt for i, it in enumerate(items) if it.dataset == ds and scores[n][i]]
+            out.append("| " + " | ".join([f"{ref} (n={len(arr)})", n] + iou_row(arr)) + " |")
+    for ds in ("300w", "ffhq", "celebamask"):
+        for n in names:
+            arr = [scores[n][i].ious_parser for i, it in enumerate(items) if it.dataset == ds and scores[n][i]]
+            out.append("| " + " | ".join([f"parser targets, {ds} (n={len(arr)})", n] + iou_row(arr)) + " |")
+    out.append("\n### Face-region IoU on ffhq-dev (any rendered part vs seg.npy nonzero)\n")
+    out += ["| setting | IoU |", "|---|---|"]
+    for n in names:
+        out.append(f"| {n} | {mean_std([s.region_iou for i, s in enumerate(scores[n]) if s and items[i].dataset == 'ffhq'])} |")
+    out.append("\nFit wall time per data set and setting (batched): " +
+               ", ".join(f"{k} {v:.0f} s" for k, v in secs.items()))
+    return "\n".join(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shared", default=os.environ.get("PRDLFIT_SHARED", "/work/shared"))
+    ap.add_argument("--limit", type=int, default=20, help="300-W images (first N sorted)")
+    ap.add_argument("--limit-other", type=int, default=None, help="ffhq / celebamask images (default all)")
+    ap.add_argument("--iters", type=int, default=100)
+    ap.add_argument("--rigid-iters", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=8, help="faces per batched fit")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--eos", action="store_true", help="also fit eos (SFM 3448) from the same landmarks")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+
+    model = morphable_models.load("ict")
+    items = load_items(args.shared, args.limit, args.limit_other)
+    targets = []
+    for it in items:
+        try:
+            targets.append(targets_for(it))
+        except Exception as err:  # a photo the front end cannot handle is reported, not fatal
+            print(f"skip {it.image}: {err}", file=sys.stderr)
+            targets.append(None)
+    print(f"{len(items)} photos, {sum(t is not None for t in targets)} with targets, "
+          f"{sum(it.hard for it in items)} closed-eye/open-mouth", file=sys.stderr)
+
+    scores: Dict[str, List[Optional[Scores]]] = {}
+    secs: Dict[str, float] = {}
+    ok = [i for i, t in enumerate(targets) if t is not None]
+    for name, w in SETTINGS.items():
+        fitter = Fitter(model, FitConfig(loss_weights=w, iters=args.iters, rigid_iters=args.rigid_iters, device=args.device))
+        scores[name] = [None] * len(items)
+        t0 = time.perf_counter()
+        for k in range(0, len(ok), args.batch):
+            chunk = ok[k:k + args.batch]
+            for i, res in zip(chunk, fitter.fit([targets[i] for i in chunk])):
+                if res.failure is None:
+                    scores[name][i] = score(model, items[i], res)
+        secs[name] = time.perf_counter() - t0
+        print(f"{name}: {secs[name]:.0f} s", file=sys.stderr)
+
+    eos_rows = None
+    if args.eos:
+        ef = EosFitter(os.path.join(args.shared, "models", "sfm-3448"))
+        eos_rows = []
+        for it in items:
+            if it.landmarks is None:
+                eos_rows.append(None)
+                continue
+            pred, valid, t = ef.fit(it.landmarks, image_size(it.image))
+            eos_rows.append((landmark_nme(np.nan_to_num(pred), it.landmarks, valid), t))
+
+    text = (f"{sum(it.dataset == '300w' for it in items)} 300-W, {sum(it.dataset == 'ffhq' for it in items)} ffhq-dev, "
+            f"{sum(it.dataset == 'celebamask' for it in items)} CelebAMask-HQ photos; {args.rigid_iters} rigid + "
+            f"{args.iters} main iterations, batches of {args.batch}, device {args.device}.\n\n"
+            + report(items, scores, eos_rows, secs, args))
+    print(text)
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
