@@ -362,7 +362,7 @@ class Fitter:
         final["total"] = float(sum(final.values()))
         W, H = tb.size
         kind = self.config.camera
-        focal = float(self._focal) if kind == "perspective" else float(params.log_depth[b].exp())
+        focal = float(self._focal) if kind == "perspective" else float(params.log_depth[b].detach().exp())
         np32 = lambda x: x.detach().cpu().numpy().astype(np.float32)  # noqa: E731
         failure = state.failure[b]
         if failure is None and not np.isfinite(final["total"]):
