@@ -162,18 +162,11 @@ class FacerParser:
 
     def parse(self, rgb: np.ndarray, face: FaceAnalysis, crop: CropTransform) -> np.ndarray:
         import cv2
-        import torch
 
         net = self._load()
         if face.landmarks68 is None:
             raise ValueError("the facer parser needs 68 landmarks to align the face")
-        image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(self.device)
-        data = {
-            "points": torch.from_numpy(five_points(face.landmarks68)[None]).float().to(self.device),
-            "image_ids": torch.zeros(1, dtype=torch.long, device=self.device),
-        }
-        with torch.inference_mode():
-            out = net(image, data)
+        out = _run_aligned(net, rgb, face, self.device)
         seg = out["seg"]
         names = tuple(seg.get("label_names", self._names))
         cls = seg["logits"][0].argmax(0).cpu().numpy()
@@ -181,6 +174,19 @@ class FacerParser:
         labels = fix_left_right(labels, face.landmarks68, face.landmark_valid)
         w, h = crop.size
         return cv2.warpAffine(labels, crop.matrix(), (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
+
+
+def _run_aligned(net, rgb: np.ndarray, face: FaceAnalysis, device: str) -> dict:
+    """Run a facer network on one face, aligned by the five points taken from its 68 landmarks."""
+    import torch
+
+    image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(device)
+    data = {
+        "points": torch.from_numpy(five_points(face.landmarks68)[None]).float().to(device),
+        "image_ids": torch.zeros(1, dtype=torch.long, device=device),
+    }
+    with torch.inference_mode():
+        return net(image, data)
 
 
 class FacerLandmarks:
@@ -205,17 +211,9 @@ class FacerLandmarks:
         return self._net
 
     def landmarks(self, rgb: np.ndarray, face: FaceAnalysis, source: str, scale: float = 1.0) -> Tuple[np.ndarray, np.ndarray]:
-        import torch
-
         net = self._load()
         if face.landmarks68 is None:
             raise ValueError("the facer aligner needs a first landmark estimate to align the face")
-        image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(self.device)
-        data = {
-            "points": torch.from_numpy(five_points(face.landmarks68)[None]).float().to(self.device),
-            "image_ids": torch.zeros(1, dtype=torch.long, device=self.device),
-        }
-        with torch.inference_mode():
-            out = net(image, data)
+        out = _run_aligned(net, rgb, face, self.device)
         pts = out["alignment"][0].cpu().numpy().astype(np.float64)
         return pts, np.all(np.isfinite(pts), axis=1)
