@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from fitter.geometry.raster import part_iou, rasterize_labels, triangle_labels
+from fitter.targets.metrics import landmark_nme  # noqa: F401  (one NME for the whole project)
 from morphable_models.model import PART_NAMES, MorphableModel
 
 
@@ -41,15 +42,6 @@ def face_vertex_indices(model: MorphableModel) -> np.ndarray:
     """Mesh vertices (no virtual points) that belong to one of the 8 parts: the observable face."""
     idx = torch.cat([model.parts[p] for p in PART_NAMES]).cpu().numpy()
     return np.unique(idx[idx < model.num_mesh_vertices])
-
-
-def landmark_nme(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray = None) -> float:
-    """Mean landmark error over the outer-eye-corner distance (iBUG 36, 45), as a fraction."""
-    pred = np.asarray(pred, np.float64)
-    gt = np.asarray(gt, np.float64)
-    valid = np.ones(len(gt), bool) if valid is None else np.asarray(valid, bool)
-    norm = np.linalg.norm(gt[36] - gt[45])
-    return float(np.linalg.norm(pred - gt, axis=1)[valid].mean() / max(norm, 1e-9))
 
 
 def model_triangle_labels(model: MorphableModel) -> Tuple[Tensor, Tensor]:
