@@ -51,6 +51,15 @@ class FitConfig:
         snapshot_every: keep the projected points every N iterations in ``FitResult.snapshots``
             (0 = off); used for convergence animations.
         part_weights: per-part PRDL weight w_p (PART_NAMES keys; missing = 1.0).
+        point_weights: how the predicted points of a part enter PRDL's mean distance f_ave:
+            ``area`` (default) weights each projected point by the image area it stands for, so
+            that f_ave estimates the same quantity as the target's uniform pixel mean; ``uniform``
+            is the paper's plain mean over vertices (biased where the mesh is dense or
+            foreshortened: at the true shape the skin's f_ave is off by several pixels).
+        support_radius: a predicted part point counts only where the rendered fit shows its part
+            within this many pixels of it (drops points of parts seen edge-on at the silhouette
+            and of closed eyelids' zero-width slits, which a pixel mask cannot contain); -1 = off
+            (z-buffer visibility only). Refreshed with the visibility.
     """
 
     loss_weights: Dict[str, float] = field(default_factory=lambda: dict(DEFAULT_LOSS_WEIGHTS))
@@ -59,6 +68,7 @@ class FitConfig:
     rigid_iters: int = 50
     lr: float = 0.05
     pose_lr_scale: float = 0.5
+    lr_decay: float = 0.1
     rel_tol: float = 1e-4
     patience: int = 10
     anchors: Tuple[int, int] = (32, 32)
@@ -73,6 +83,8 @@ class FitConfig:
     seed: int = 0
     snapshot_every: int = 0
     part_weights: Dict[str, float] = field(default_factory=dict)
+    point_weights: str = "area"
+    support_radius: int = 1
 
     def __post_init__(self) -> None:
         merged = dict(DEFAULT_LOSS_WEIGHTS)
@@ -86,10 +98,14 @@ class FitConfig:
         self.loss_weights = merged
         if self.optimizer not in ("adam", "lbfgs"):
             raise ValueError(f"optimizer must be adam or lbfgs, got {self.optimizer!r}")
+        if self.point_weights not in ("area", "uniform"):
+            raise ValueError(f"point_weights must be area or uniform, got {self.point_weights!r}")
         if self.camera not in ("perspective", "weak"):
             raise ValueError(f"camera must be perspective or weak, got {self.camera!r}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if not 0.0 < self.lr_decay <= 1.0:
+            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
         if self.iters < 0 or self.rigid_iters < 0:
             raise ValueError("iteration counts must be >= 0")
         self.anchors = tuple(int(a) for a in self.anchors)  # type: ignore[assignment]

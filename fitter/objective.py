@@ -31,7 +31,8 @@ class TargetBatch:
         landmarks: [B, 68, 2]; landmark_valid: [B, 68] bool.
         points: [B, P, M, 2] target point sets C_p, padded; points_valid: [B, P, M] bool.
         part_present: [B, P] bool, False where the target part is empty (its PRDL weight is 0).
-        anchors: [A, 2] PRDL anchors; desc: [B, P, A, 3] target descriptors Γ*_p (computed once).
+        anchors: [A, 2] PRDL anchors; desc: [B, P, A, 3] target descriptors Γ*_p (computed once; f_ave
+            weighted by the mask pixels each thinned target point stands for).
         occlusion: [B, H, W] bool; forehead_line: [B, 3] (0, 0, 1 where there is no cut).
         masks: [B, P, h, w] float part masks at the soft-raster resolution, or None.
         image: [B, 3, H, W] float in [0, 1], or None.
@@ -75,14 +76,18 @@ def collate_targets(
     M = max(1, max(len(t.part_points[p]) for t in targets for p in PART_NAMES))
     points = torch.zeros(B, NUM_PARTS, M, 2, **f32)
     valid = torch.zeros(B, NUM_PARTS, M, dtype=torch.bool, device=device)
+    weights = torch.zeros(B, NUM_PARTS, M, **f32)
     for b, t in enumerate(targets):
         for p, name in enumerate(PART_NAMES):
             pts = np.asarray(t.part_points[name], dtype=np.float32).reshape(-1, 2)
             if len(pts):
                 points[b, p, : len(pts)] = torch.from_numpy(pts).to(device)
                 valid[b, p, : len(pts)] = True
+                w = (t.part_point_weights or {}).get(name)
+                w = np.ones(len(pts), np.float32) if w is None else np.asarray(w, np.float32)
+                weights[b, p, : len(pts)] = torch.from_numpy(w).to(device)
     anchors = L.make_anchors(anchor_grid, (W, H), device=device, dtype=torch.float32)
-    desc = L.prdl_descriptors(points, anchors, valid)
+    desc = L.prdl_descriptors(points, anchors, valid, weights=weights)
     lines = []
     for t in targets:
         fl = t.forehead_line
@@ -154,6 +159,11 @@ class LossContext:
     landmark_weights: Optional[Tensor] = None
     #: number of real (unpadded) predicted points of each part; None = use the padded size.
     part_sizes: Optional[List[int]] = None
+    #: [B, P, N] image-area weights of the predicted points in PRDL's f_ave; None = plain mean.
+    pred_weights: Optional[Tensor] = None
+    #: [B, P, N] bool, True where the rendered fit shows the point's part within a pixel (None =
+    #: not computed); already folded into pred_valid.
+    part_support: Optional[Tensor] = None
     _prdl_parts: Optional[Tensor] = None
 
     def prdl_parts(self) -> Tensor:
@@ -167,10 +177,11 @@ class LossContext:
             cols = []
             for p in range(self.pred_points.shape[1]):
                 n = self.part_sizes[p] if self.part_sizes is not None else self.pred_points.shape[2]
+                w = None if self.pred_weights is None else self.pred_weights[:, p : p + 1, :n]
                 cols.append(
                     L.prdl_part_losses(
                         self.pred_points[:, p : p + 1, :n], self.pred_valid[:, p : p + 1, :n],
-                        t.desc[:, p : p + 1], t.anchors,
+                        t.desc[:, p : p + 1], t.anchors, pred_weights=w,
                     )
                 )
             self._prdl_parts = torch.cat(cols, 1)

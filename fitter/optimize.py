@@ -17,6 +17,7 @@ model units plus log t_z (perspective) or log scale (weak perspective).
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -29,7 +30,8 @@ from fitter import losses as L
 from fitter.config import FitConfig, resolve_device
 from fitter.errors import FitError, NoFaceError
 from fitter.geometry.camera import model_to_camera, project_perspective, project_weak
-from fitter.geometry.raster import triangle_labels
+from fitter.geometry.areas import lumped_point_weights, triangle_areas_2d
+from fitter.geometry.raster import label_support, rasterize_labels, triangle_labels
 from fitter.geometry.rotation import matrix_to_euler, matrix_to_rotation_6d, rotation_6d_to_matrix
 from fitter.geometry.visibility import zbuffer_visibility
 from fitter.objective import POINT_SET_TERMS, TERMS, LossContext, TargetBatch, collate_targets, prdl_per_part
@@ -58,6 +60,18 @@ class _Params:
         return [self.z_id, self.z_exp, self.rot6d, self.trans_xy, self.log_depth]
 
 
+@dataclass
+class _Visibility:
+    """What the camera sees of the current fit (refreshed every ``visibility_every`` iterations).
+
+    points: [B, V] bool z-buffer visibility. support: [B, P, N] bool, True where the rendered fit
+    shows the point's part within a pixel of it (None = not computed).
+    """
+
+    points: Tensor
+    support: Optional[Tensor] = None
+
+
 class Fitter:
     """Fit ``model`` to faces. ``Fitter(model, config).fit(targets_or_image)``.
 
@@ -80,9 +94,13 @@ class Fitter:
         torch.manual_seed(cfg.seed)
         self.num_id = min(cfg.num_id if cfg.num_id is not None else m.num_id, m.num_id)
         self.num_exp = min(cfg.num_exp if cfg.num_exp is not None else m.num_exp, m.num_exp)
+        self.all_triangles = torch.cat([m.triangles, m.hole_triangles.to(m.triangles)], 0)
+        tri_lab = triangle_labels(self.all_triangles, m.part_labels())
+        self.tri_labels = tri_lab
+        self.part_triangles = [self.all_triangles[tri_lab == p + 1] for p in range(len(PART_NAMES))]
+        self.part_vertices = [m.parts[name] for name in PART_NAMES]
         idx_lists = []
-        for name in PART_NAMES:
-            idx = m.parts[name]
+        for name, idx in zip(PART_NAMES, self.part_vertices):
             cap = cfg.max_skin_points if name == "skin" else cfg.max_part_points
             if idx.numel() > cap:
                 keep = L.farthest_point_sample(m.mean[idx], cap)
@@ -95,15 +113,41 @@ class Fitter:
         for p, idx in enumerate(idx_lists):
             self.part_index[p, : idx.numel()] = idx
             self.part_index_valid[p, : idx.numel()] = True
-        self.all_triangles = torch.cat([m.triangles, m.hole_triangles.to(m.triangles)], 0)
-        tri_lab = triangle_labels(self.all_triangles, m.part_labels())
-        self.tri_labels = tri_lab
-        self.part_triangles = [self.all_triangles[tri_lab == p + 1] for p in range(len(PART_NAMES))]
+        self._prepare_area_tables(idx_lists, n)
         self.landmark_weights = L.default_landmark_weights().to(self.device)
         w = torch.tensor([float(cfg.part_weights.get(p, 1.0)) for p in PART_NAMES], device=self.device)
         self.part_weight_cfg = w
         inner = m.mean[m.landmarks68[_INNER_LANDMARKS]]
         self._inner_lmk_flipped = (inner * torch.tensor([1.0, -1.0, -1.0], device=self.device)).cpu().double()
+
+    def _prepare_area_tables(self, kept: List[Tensor], n: int) -> None:
+        """Tables of the image-area weights (FitConfig.point_weights == "area").
+
+        ``area_triangles`` [F, 3] are the part triangles of all parts, ``area_owner`` [F, 3] the
+        flat index (part * n + position in the part's kept points) owning each corner, or -1 for a
+        corner outside the part. A part vertex dropped by the sampling is owned by the nearest
+        kept vertex of its part (on the mean shape), so the kept points carry the whole area.
+        """
+        m = self.model
+        V = m.mean.shape[0]
+        tris, owners, skin_flags = [], [], []
+        for p, name in enumerate(PART_NAMES):
+            full, keep = self.part_vertices[p], kept[p]
+            pos = torch.full((V,), -1, dtype=torch.long, device=self.device)
+            if full.numel() and keep.numel():
+                near = torch.empty(full.numel(), dtype=torch.long, device=self.device)
+                for s in range(0, full.numel(), 2048):
+                    near[s : s + 2048] = torch.cdist(m.mean[full[s : s + 2048]], m.mean[keep]).argmin(-1)
+                pos[full] = near
+                pos[keep] = torch.arange(keep.numel(), device=self.device)
+            t = self.part_triangles[p]
+            own = pos[t]
+            tris.append(t)
+            owners.append(torch.where(own >= 0, own + p * n, own))
+            skin_flags.append(torch.full((t.shape[0],), name == "skin", dtype=torch.bool, device=self.device))
+        self.area_triangles = torch.cat(tris, 0)
+        self.area_owner = torch.cat(owners, 0)
+        self.area_is_skin = torch.cat(skin_flags, 0)
 
     # ------------------------------------------------------------------ public
     def fit(
@@ -129,6 +173,52 @@ class Fitter:
             return results[0]
         return results
 
+    def evaluate(
+        self,
+        targets: Targets,
+        id_coeffs: np.ndarray,
+        exp_coeffs: np.ndarray,
+        rotation: np.ndarray,
+        translation: np.ndarray,
+    ) -> Dict[str, float]:
+        """Weighted loss terms of one face at given parameters (no optimization).
+
+        Args:
+            id_coeffs [K_id], exp_coeffs [K_exp]: model coefficients; rotation [3, 3] and
+            translation [3] (model units) as in ``FitResult`` (perspective camera).
+        Returns:
+            {term: weighted value} for the active terms, plus ``prdl/<part>`` and ``total``.
+        """
+        cfg = self.config
+        active = cfg.active_losses()
+        tb = collate_targets([targets], cfg.anchors, self.device, mask_resolution=64 if "sil_iou" in active else None,
+                             with_image="pho" in active)
+        self._set_camera(tb)
+        m = self.model
+        f32 = dict(device=self.device, dtype=torch.float32)
+        t = torch.as_tensor(np.asarray(translation), **f32).view(1, 3)
+        params = _Params(
+            z_id=torch.as_tensor(np.asarray(id_coeffs)[: self.num_id], **f32)[None] / m.id_std[: self.num_id],
+            z_exp=torch.as_tensor(np.asarray(exp_coeffs)[: self.num_exp], **f32)[None] / m.exp_std[: self.num_exp],
+            rot6d=matrix_to_rotation_6d(torch.as_tensor(np.asarray(rotation), **f32)[None]),
+            trans_xy=t[:, :2],
+            log_depth=t[:, 2:].log(),
+        )
+        colour = self._init_colour(tb, params) if "pho" in active else None
+        with torch.no_grad():
+            _, values, total = self._evaluate(params, colour, tb, active, None, True)
+        out = {k: float(v[0]) * cfg.loss_weights[k] for k, v in values.items() if k in TERMS}
+        if "prdl_parts" in values:
+            out.update({f"prdl/{p}": float(values["prdl_parts"][0, i]) * cfg.loss_weights["prdl"]
+                        for i, p in enumerate(PART_NAMES)})
+        out["total"] = float(total[0])
+        return out
+
+    def _set_camera(self, tb: TargetBatch) -> None:
+        W, H = tb.size
+        self._focal = self.config.focal_224 * W / 224.0
+        self._principal = torch.tensor([(W - 1) / 2.0, (H - 1) / 2.0], device=self.device).expand(tb.batch_size, 2)
+
     def _as_targets(self, item) -> Targets:
         if isinstance(item, Targets):
             return item
@@ -150,9 +240,7 @@ class Fitter:
         mask_res = 64 if "sil_iou" in active else None
         tb = collate_targets(targets, cfg.anchors, self.device, mask_resolution=mask_res, with_image="pho" in active)
         B = tb.batch_size
-        W, H = tb.size
-        self._focal = cfg.focal_224 * W / 224.0
-        self._principal = torch.tensor([(W - 1) / 2.0, (H - 1) / 2.0], device=self.device).expand(B, 2)
+        self._set_camera(tb)
         params = self._init_params(tb)
         colour = self._init_colour(tb, params) if "pho" in active else None
 
@@ -175,6 +263,11 @@ class Fitter:
         cfg = self.config
         state.begin_stage(tensors)
         opt = self._optimizer(tensors, params, colour)
+        sched = None
+        if cfg.optimizer == "adam" and cfg.lr_decay < 1.0:
+            floor = cfg.lr_decay
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda i: floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(i, n_iter) / n_iter)))
         for it in range(n_iter):
             refresh = it % max(1, cfg.visibility_every) == 0
             record: Dict[str, Tensor] = {}
@@ -188,10 +281,12 @@ class Fitter:
                 if not record:
                     record["total"] = total.detach()
                     record["values"] = {k: v.detach() for k, v in values.items()}
-                    state.visible = ctx.visible
+                    state.visible = _Visibility(ctx.visible, ctx.part_support)
                 return (loss * live).sum()
 
             opt.step(closure)
+            if sched is not None:
+                sched.step()
             with torch.no_grad():
                 self._project_bounds(params)
                 state.after_step(tensors)
@@ -258,17 +353,31 @@ class Fitter:
         W, H = tb.size
         if visible is None or refresh_visibility:
             with torch.no_grad():
-                visible = zbuffer_visibility(pts_img.detach(), pts_cam[..., 2].detach(), self.all_triangles, (W, H))
+                vis = zbuffer_visibility(pts_img.detach(), pts_cam[..., 2].detach(), self.all_triangles, (W, H))
+                support = None
+                if self.config.support_radius >= 0:
+                    labels = rasterize_labels(pts_img.detach(), pts_cam[..., 2].detach(), self.all_triangles,
+                                              self.tri_labels, (W, H))
+                    support = label_support(labels, pts_img.detach()[:, self.part_index], self.config.support_radius)
+                visible = _Visibility(vis, support)
         with torch.no_grad():
             lmk_index = L.march_contour_landmarks(pts_img.detach(), m.contour_candidates, m.landmarks68)
-            pred_valid = self._pred_valid(pts_img.detach(), visible, tb)
+            kept, below = self._vertex_valid(pts_img.detach(), visible.points, tb)
+            pred_valid = self.part_index_valid.unsqueeze(0) & kept[:, self.part_index]
+            if visible.support is not None:
+                pred_valid &= visible.support
+            skin = PART_NAMES.index("skin")
+            pred_valid[:, skin] &= below[:, self.part_index[skin]]
+            pred_weights = None
+            if self.config.point_weights == "area" and terms.get("prdl", 0) > 0:
+                pred_weights = self._area_weights(pts_img.detach(), kept, below) * pred_valid
         pred_points = pts_img[:, self.part_index]
         part_weights = tb.part_present.to(pts_img.dtype) * self.part_weight_cfg
         ctx = LossContext(
             model=m, target=tb, id_coeffs=id_c, exp_coeffs=exp_c, points_cam=pts_cam, points_img=pts_img,
-            visible=visible, landmark_index=lmk_index, pred_points=pred_points, pred_valid=pred_valid,
+            visible=visible.points, landmark_index=lmk_index, pred_points=pred_points, pred_valid=pred_valid,
             part_weights=part_weights, part_triangles=self.part_triangles, landmark_weights=self.landmark_weights,
-            part_sizes=self.part_sizes,
+            part_sizes=self.part_sizes, pred_weights=pred_weights, part_support=visible.support,
         )
         if colour:
             gain, ctx.sh = colour
@@ -286,24 +395,31 @@ class Fitter:
             values["prdl_parts"] = prdl_per_part(ctx)
         return ctx, values, total
 
-    def _pred_valid(self, pts_img: Tensor, visible: Tensor, tb: TargetBatch) -> Tensor:
-        """[B, P, N] predicted points kept: real, visible, not under an occluder, skin below the cut."""
+    def _vertex_valid(self, pts_img: Tensor, visible: Tensor, tb: TargetBatch) -> Tuple[Tensor, Tensor]:
+        """Per model point [B, V] bool: ``kept`` (visible and not under an occluder) and ``below``
+        (below the forehead cut; applies to skin). A predicted part point counts when kept (and,
+        for skin, below)."""
         W, H = tb.size
-        B = pts_img.shape[0]
-        pts = pts_img[:, self.part_index]  # [B, P, N, 2]
-        valid = self.part_index_valid.unsqueeze(0) & visible[:, self.part_index]
-        xi = pts[..., 0].round().long()
-        yi = pts[..., 1].round().long()
+        B, V = pts_img.shape[:2]
+        xi = pts_img[..., 0].round().long()
+        yi = pts_img[..., 1].round().long()
         inside = (xi >= 0) & (xi < W) & (yi >= 0) & (yi < H)
-        flat = (yi.clamp(0, H - 1) * W + xi.clamp(0, W - 1)).view(B, -1)
-        occluded = torch.gather(tb.occlusion.view(B, -1), 1, flat).view_as(inside) & inside
-        valid = valid & ~occluded
+        flat = yi.clamp(0, H - 1) * W + xi.clamp(0, W - 1)
+        occluded = torch.gather(tb.occlusion.view(B, -1), 1, flat) & inside
         line = tb.forehead_line  # [B, 3]
-        skin = PART_NAMES.index("skin")
-        s = pts[:, skin]
-        below = line[:, None, 0] * s[..., 0] + line[:, None, 1] * s[..., 1] + line[:, None, 2] >= 0
-        valid[:, skin] &= below
-        return valid
+        below = line[:, None, 0] * pts_img[..., 0] + line[:, None, 1] * pts_img[..., 1] + line[:, None, 2] >= 0
+        return visible & ~occluded, below
+
+    def _area_weights(self, pts_img: Tensor, kept: Tensor, below: Tensor) -> Tensor:
+        """[B, P, N] image area (pixels²) each kept part point stands for: a share of every part
+        triangle whose three corners count (see :mod:`fitter.geometry.areas`)."""
+        B = pts_img.shape[0]
+        tri = self.area_triangles
+        ok = kept[:, tri].all(-1)
+        ok &= ~self.area_is_skin | below[:, tri].all(-1)
+        area = triangle_areas_2d(pts_img, tri)
+        P, N = self.part_index.shape
+        return lumped_point_weights(area, ok, self.area_owner, P * N).view(B, P, N)
 
     # ------------------------------------------------------------------ initialisation
     def _init_params(self, tb: TargetBatch) -> _Params:
@@ -423,7 +539,7 @@ class _RunState:
     def __init__(self, B: int, device: torch.device):
         self.B = B
         self.iteration = 0
-        self.visible: Optional[Tensor] = None
+        self.visible: Optional[_Visibility] = None
         self.frozen = torch.zeros(B, dtype=torch.bool, device=device)
         self.failed = torch.zeros(B, dtype=torch.bool, device=device)
         self.calm = torch.zeros(B, dtype=torch.long, device=device)

@@ -44,6 +44,8 @@ class SyntheticCase:
     landmarks: np.ndarray  # [68, 2]
     vertices_model: np.ndarray  # [V, 3]
     targets: Targets
+    rotation: np.ndarray  # [3, 3] model -> camera rotation (before the axis flip)
+    translation: np.ndarray  # [3] camera translation, model units
 
 
 def expression_vector(model: MorphableModel, preset: str, rng: Optional[np.random.Generator] = None) -> np.ndarray:
@@ -105,6 +107,8 @@ def render_case(
         landmarks=landmarks,
         vertices_model=verts[0].cpu().numpy(),
         targets=targets,
+        rotation=R[0].cpu().numpy(),
+        translation=t[0].cpu().numpy(),
     )
 
 

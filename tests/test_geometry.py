@@ -6,6 +6,9 @@ import pytest
 import torch
 
 from fitter.geometry import (
+    label_support,
+    lumped_point_weights,
+    triangle_areas_2d,
     MODEL_TO_CAMERA,
     default_focal,
     euler_to_matrix,
@@ -247,3 +250,38 @@ def test_soft_silhouette_values_gradient_and_chunking():
     mask[..., :32, :32] = 1.0
     low = masks_to_resolution(mask, 32)
     assert low.shape == (1, 1, 32, 32) and low[0, 0, :16, :16].eq(1).all() and low[0, 0, 16:].eq(0).all()
+
+
+def test_triangle_areas_and_lumped_weights_cover_the_projected_area():
+    # a unit-spaced 3x3 grid of points = 8 triangles of area 0.5, total 4 px²
+    xs, ys = torch.meshgrid(torch.arange(3.0), torch.arange(3.0), indexing="xy")
+    pts = torch.stack([xs.reshape(-1), ys.reshape(-1)], -1)[None] * 2.0  # spacing 2 px: total 16 px²
+    tris = []
+    for r in range(2):
+        for c in range(2):
+            i = r * 3 + c
+            tris += [[i, i + 1, i + 4], [i, i + 4, i + 3]]
+    tris = torch.tensor(tris)
+    area = triangle_areas_2d(pts, tris)
+    assert torch.allclose(area, torch.full((1, 8), 2.0))
+    owner = tris.clone()
+    owner[0, 0] = -1  # corner owned by nobody: its share goes to the triangle's other corners
+    w = lumped_point_weights(area, torch.ones(1, 8, dtype=torch.bool), owner, 9)
+    assert torch.isclose(w.sum(), torch.tensor(16.0))
+    # the centre touches 6 triangles; in the first it shares with one other owner only
+    assert torch.isclose(w[0, 4], torch.tensor(5 * 2.0 / 3 + 1.0))
+    hidden = torch.ones(1, 8, dtype=torch.bool)
+    hidden[0, :2] = False
+    w2 = lumped_point_weights(area, hidden, owner, 9)
+    assert torch.isclose(w2.sum(), torch.tensor(12.0)) and w2[0, 0] == 0  # vertex 0 is only in those two
+
+
+def test_label_support_finds_points_without_their_part_nearby():
+    labels = torch.zeros(1, 10, 10, dtype=torch.long)
+    labels[0, 4:6, 2:5] = 1  # part 0 covers x 2..4, y 4..5
+    labels[0, 0:3, 7:10] = 2  # part 1
+    pts = torch.tensor([[[[3.0, 4.2], [5.4, 5.0], [7.0, 5.0], [-3.0, 5.0]],
+                         [[8.0, 1.0], [8.0, 3.4], [3.0, 4.0], [8.0, 8.0]]]])
+    got = label_support(labels, pts, radius=1)
+    assert got.tolist() == [[[True, True, False, True], [True, True, False, False]]]
+    assert label_support(labels, pts, radius=0)[0, 0, 1].item() is False

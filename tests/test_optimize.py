@@ -47,6 +47,20 @@ def test_rigid_stage_alone_recovers_yaw(model):
     assert nme < 2.0, nme  # pixels: the mean shape is the true shape here
 
 
+def test_prdl_is_nearly_zero_at_the_true_shape(model):
+    """At the parameters that rendered the targets, PRDL is small with area-weighted means and the
+    rendered-support test, and several times smaller than the paper's plain vertex mean (whose
+    f_ave is biased by mesh density and target thinning)."""
+    case = random_case(model, 3, preset="frown", max_yaw=60)
+    gt = (case.targets, case.id_coeffs, case.exp_coeffs, case.rotation, case.translation)
+    ours = Fitter(model, FitConfig(device="cpu")).evaluate(*gt)
+    paper = Fitter(model, FitConfig(device="cpu", point_weights="uniform", support_radius=-1)).evaluate(*gt)
+    assert ours["lmk"] < 1e-6
+    assert ours["prdl"] < paper["prdl"] / 4, (ours["prdl"], paper["prdl"])
+    assert ours["prdl"] < 0.8e-3 * 15, ours  # < 15 px² summed over parts and statistics
+    assert paper["prdl/skin"] > 5 * ours["prdl/skin"]
+
+
 @pytest.mark.slow
 def test_prdl_and_landmarks_improve_parts_and_shape_over_rigid_fit(model):
     """Fitting shape and expression with PRDL + landmarks beats the rigidly posed mean face on Part

@@ -90,10 +90,46 @@ def test_saved_tensors_are_linear_in_anchors_plus_points():
     pts = (torch.rand(1, N, 2) * 100).requires_grad_(True)
     anchors = make_anchors((20, 15), (100, 100))
     valid = torch.ones(1, N, dtype=torch.bool)
-    out = PrdlDescriptorsFn.apply(pts, anchors, valid, 64)
+    out = PrdlDescriptorsFn.apply(pts, anchors, valid, valid.float(), 64)
     saved = out.grad_fn.saved_tensors
     assert max(t.numel() for t in saved) <= 2 * max(A, N)
     assert sum(t.numel() for t in saved) <= 4 * (A + N)  # never anything like A * N = 120000
+
+
+def test_weighted_mean_matches_naive_and_gradcheck():
+    torch.manual_seed(3)
+    pts = (torch.rand(2, 9, 2, dtype=torch.float64) * 10).requires_grad_(True)
+    anchors = make_anchors((3, 2), (10, 10), dtype=torch.float64)
+    valid = torch.rand(2, 9) > 0.2
+    w = torch.rand(2, 9, dtype=torch.float64) * 3
+    ours = prdl_descriptors(pts, anchors, valid, weights=w)
+    ref = prdl_descriptors_naive(pts, anchors, valid, weights=w)
+    assert torch.allclose(ours, ref, atol=1e-10)
+    # the weighted mean differs from the plain one, and equals it for constant weights
+    plain = prdl_descriptors(pts, anchors, valid)
+    assert not torch.allclose(ours[..., 2], plain[..., 2])
+    assert torch.allclose(prdl_descriptors(pts, anchors, valid, weights=torch.full_like(w, 7.0)), plain)
+    assert torch.autograd.gradcheck(lambda p: prdl_descriptors(p, anchors, valid, weights=w, chunk_size=4), (pts,))
+
+
+def test_weighted_mean_with_pixel_counts_recovers_the_full_region():
+    """A region thinned by farthest point sampling, weighted by the pixels each kept point stands
+    for, has the full region's mean distances (unweighted thinning does not)."""
+    from fitter.targets.preprocess import farthest_point_sample, pixel_counts
+
+    yy, xx = np.mgrid[0:60, 0:90]
+    inside = ((xx - 30) ** 2 / 900 + (yy - 30) ** 2 / 400 < 1) | ((xx > 50) & (yy > 20) & (yy < 28))
+    pix = np.stack([xx[inside], yy[inside]], 1).astype(np.float32)
+    kept = pix[np.sort(farthest_point_sample(pix, len(pix) // 2))]
+    w = pixel_counts(pix, kept)
+    assert w.sum() == len(pix)
+    anchors = make_anchors((16, 16), (90, 60))
+    full = prdl_descriptors(torch.from_numpy(pix), anchors)[..., 2]
+    thin_w = prdl_descriptors(torch.from_numpy(kept), anchors, weights=torch.from_numpy(w))[..., 2]
+    thin = prdl_descriptors(torch.from_numpy(kept), anchors)[..., 2]
+    err_w = (thin_w - full).abs().mean()
+    err = (thin - full).abs().mean()
+    assert err_w < 0.1 and err_w < err / 3
 
 
 def test_empty_prediction_has_zero_descriptors_and_gradient():

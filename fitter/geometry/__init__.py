@@ -7,7 +7,8 @@ from fitter.geometry.camera import (
     project_perspective,
     project_weak,
 )
-from fitter.geometry.raster import part_iou, rasterize_labels, triangle_labels
+from fitter.geometry.areas import lumped_point_weights, triangle_areas_2d
+from fitter.geometry.raster import label_support, part_iou, rasterize_labels, triangle_labels
 from fitter.geometry.rotation import euler_to_matrix, matrix_to_euler, matrix_to_rotation_6d, rotation_6d_to_matrix
 from fitter.geometry.soft_raster import masks_to_resolution, soft_silhouettes
 from fitter.geometry.visibility import zbuffer_visibility
@@ -17,6 +18,8 @@ __all__ = [
     "MODEL_TO_CAMERA",
     "default_focal",
     "euler_to_matrix",
+    "label_support",
+    "lumped_point_weights",
     "masks_to_resolution",
     "matrix_to_euler",
     "matrix_to_rotation_6d",
@@ -30,6 +33,7 @@ __all__ = [
     "rotation_6d_to_matrix",
     "soft_silhouettes",
     "splat_depth",
+    "triangle_areas_2d",
     "triangle_labels",
     "zbuffer_visibility",
 ]

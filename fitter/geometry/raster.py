@@ -78,3 +78,31 @@ def part_iou(labels_a: Tensor, labels_b: Tensor, num_parts: int = 8) -> Tensor:
     inter = (in_a & in_b).sum(dim=1).to(torch.float32)
     union = (in_a | in_b).sum(dim=1).to(torch.float32)
     return torch.where(union > 0, inter / union.clamp_min(1.0), torch.full_like(union, float("nan")))
+
+
+def label_support(labels: Tensor, points: Tensor, radius: int = 1) -> Tensor:
+    """Does the label map show each point's part within ``radius`` pixels of it?
+
+    A projected part point can be visible and still cover no pixel of its part (a part seen
+    edge-on at the silhouette, a closed eyelid's zero-width slit). A pixel-level target has no
+    pixels there, so such points would disagree with any pixel label map; this test finds them.
+
+    Args:
+        labels: [B, H, W] long rendered labels (0 = background, p + 1 = part p).
+        points: [B, P, N, 2] points of part p in row p, pixels (x, y).
+        radius: half-size of the square window searched around the nearest pixel.
+    Returns:
+        [B, P, N] bool; points outside the image count as supported (nothing is known there).
+    """
+    B, H, W = labels.shape
+    P = points.shape[1]
+    k = torch.arange(1, P + 1, device=labels.device).view(1, P, 1, 1)
+    onehot = (labels.unsqueeze(1) == k).to(torch.float32)  # [B, P, H, W]
+    if radius > 0:
+        onehot = torch.nn.functional.max_pool2d(onehot, 2 * radius + 1, stride=1, padding=radius)
+    xi = torch.round(points[..., 0])
+    yi = torch.round(points[..., 1])
+    inside = (xi >= 0) & (xi < W) & (yi >= 0) & (yi < H)
+    flat = (yi.clamp(0, H - 1) * W + xi.clamp(0, W - 1)).to(torch.long).reshape(B, P, -1)
+    hit = onehot.reshape(B, P, -1).gather(2, flat).reshape(inside.shape) > 0
+    return hit | ~inside

@@ -139,56 +139,58 @@ def _distances(pts: Tensor, anc: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
 class PrdlDescriptorsFn(torch.autograd.Function):
     """(f_min, f_max, f_ave) of anchor-to-point distances with an analytic, chunked backward.
 
-    Saved for backward: the inputs (points [M, N, 2], anchors, valid) and, per point set, the
-    argmin/argmax point index of every anchor ([M, A] long each) and the valid count [M] —
+    f_ave is the mean weighted by ``wts`` [M, N] (0 for invalid points; the valid mask as floats
+    gives the paper's plain mean). Saved for backward: the inputs (points [M, N, 2], anchors,
+    weights) and, per point set, the argmin/argmax point index of every anchor ([M, A] long each)
+    and the valid count and weight sum [M] —
     O(M·(A + N)) memory, never an [A, N] tensor. Gradient w.r.t. points only (anchors and the mask
     get none). Not twice differentiable.
     """
 
     @staticmethod
-    def forward(ctx, pts: Tensor, anc: Tensor, val: Tensor, chunk: int) -> Tensor:  # type: ignore[override]
+    def forward(ctx, pts: Tensor, anc: Tensor, val: Tensor, wts: Tensor, chunk: int) -> Tensor:  # type: ignore[override]
         M, N, _ = pts.shape
         A = anc.shape[0]
         out = pts.new_zeros(M, A, 3)
         arg_min = torch.zeros(M, A, dtype=torch.long, device=pts.device)
         arg_max = torch.zeros(M, A, dtype=torch.long, device=pts.device)
         count = val.sum(dim=1)  # [M]
+        wsum = wts.sum(dim=1)  # [M]
         has = (count > 0).view(M, 1)
         all_valid = bool(val.all()) if N > 0 else True
         if N > 0:
             inval = (~val).unsqueeze(1)  # [M, 1, N]
-            valf = val.to(pts.dtype).unsqueeze(-1)  # [M, N, 1]
+            w_col = wts.unsqueeze(-1)  # [M, N, 1]
             for s in range(0, A, chunk):
                 e = min(A, s + chunk)
                 _, _, d = _distances(pts, anc[s:e])
+                total = torch.bmm(d, w_col).squeeze(-1)
                 if all_valid:
-                    total = d.sum(dim=-1)
                     vmin, imin = d.min(dim=-1)
                     vmax, imax = d.max(dim=-1)
                 else:
-                    total = torch.bmm(d, valf).squeeze(-1)
                     vmin, imin = d.masked_fill_(inval, float("inf")).min(dim=-1)
                     vmax, imax = d.masked_fill_(inval, -float("inf")).max(dim=-1)
                     vmin = torch.where(has, vmin, torch.zeros_like(vmin))
                     vmax = torch.where(has, vmax, torch.zeros_like(vmax))
                 out[:, s:e, 0] = vmin
                 out[:, s:e, 1] = vmax
-                out[:, s:e, 2] = total / count.clamp_min(1).to(pts.dtype).view(M, 1)
+                out[:, s:e, 2] = total / wsum.clamp_min(1e-30).view(M, 1)
                 arg_min[:, s:e] = imin
                 arg_max[:, s:e] = imax
-        ctx.save_for_backward(pts, anc, val, arg_min, arg_max, count)
+        ctx.save_for_backward(pts, anc, wts, arg_min, arg_max, count, wsum)
         ctx.chunk = chunk
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
-        pts, anc, val, arg_min, arg_max, count = ctx.saved_tensors
+        pts, anc, wts, arg_min, arg_max, count, wsum = ctx.saved_tensors
         M, N, _ = pts.shape
         A = anc.shape[0]
         grad = torch.zeros_like(pts)
         if N == 0 or not ctx.needs_input_grad[0]:
-            return grad, None, None, None
+            return grad, None, None, None, None
         has = (count > 0).to(pts.dtype).view(M, 1)
         # f_min, f_max: d‖p − a‖/dp = (p − a)/‖p − a‖ at the selected point.
         for col, idx in ((0, arg_min), (1, arg_max)):
@@ -197,19 +199,20 @@ class PrdlDescriptorsFn(torch.autograd.Function):
             diff = p_sel - anc.unsqueeze(0)
             unit = diff / diff.norm(dim=-1, keepdim=True).clamp_min(DIST_EPS)
             grad.scatter_add_(1, idx.unsqueeze(-1).expand(M, A, 2), g.unsqueeze(-1) * unit)
-        # f_ave: Σ_i g_i (p − a_i)/‖p − a_i‖ / n, recomputed per anchor chunk.
-        g_ave = grad_out[..., 2] * has / count.clamp_min(1).to(pts.dtype).view(M, 1)  # [M, A]
+        # f_ave: w_p Σ_i g_i (p − a_i)/‖p − a_i‖ / Σw, recomputed per anchor chunk.
+        g_ave = grad_out[..., 2] * has / wsum.clamp_min(1e-30).view(M, 1)  # [M, A]
         if bool((g_ave != 0).any()):
-            wmask = val.to(pts.dtype)  # [M, N]
+            gx = torch.zeros_like(pts[..., 0])
+            gy = torch.zeros_like(pts[..., 1])
             for s in range(0, A, ctx.chunk):
                 e = min(A, s + ctx.chunk)
                 dx, dy, d = _distances(pts, anc[s:e])
                 w = g_ave[:, s:e, None] / d.clamp_min_(DIST_EPS)  # [M, c, N]
-                grad[..., 0] += (w * dx).sum(dim=1)
-                grad[..., 1] += (w * dy).sum(dim=1)
-            grad[..., 0] *= wmask
-            grad[..., 1] *= wmask
-        return grad, None, None, None
+                gx += (w * dx).sum(dim=1)
+                gy += (w * dy).sum(dim=1)
+            grad[..., 0] += gx * wts  # wts is 0 for invalid points
+            grad[..., 1] += gy * wts
+        return grad, None, None, None, None
 
 
 def prdl_descriptors(
@@ -217,6 +220,7 @@ def prdl_descriptors(
     anchors: Tensor,
     valid: Optional[Tensor] = None,
     chunk_size: Optional[int] = None,
+    weights: Optional[Tensor] = None,
 ) -> Tensor:
     """PRDL descriptor Γ: nearest, farthest and mean distance from each anchor to a point set.
 
@@ -225,6 +229,9 @@ def prdl_descriptors(
         anchors: [A, 2] anchor positions, pixels (cast to the points' device and dtype).
         valid: [..., N] bool, False for padding / hidden points (their coordinates are ignored,
             NaN allowed); None = all valid.
+        weights: [..., N] >= 0, optional weights of the points in f_ave (f_ave = Σ w d / Σ w over
+            the valid points); None = the paper's plain mean. Treated as constants (no gradient).
+            A set whose valid weights sum to 0 falls back to the plain mean.
         chunk_size: anchors per chunk (memory ∝ chunk_size · N per point set); None picks one so
             that about ``DEFAULT_PAIR_BUDGET`` (1 M) distances are live at a time.
     Returns:
@@ -235,11 +242,27 @@ def prdl_descriptors(
     M, N = pts.shape[:2]
     if valid is not None:  # padding may hold anything (NaN, inf): make it harmless
         pts = torch.where(val.unsqueeze(-1), pts, torch.zeros_like(pts))
-    out = PrdlDescriptorsFn.apply(pts, anc, val, _chunk(chunk_size, M, N, anc.shape[0]))
+    wts = _ave_weights(weights, val, pts.dtype)
+    out = PrdlDescriptorsFn.apply(pts, anc, val, wts, _chunk(chunk_size, M, N, anc.shape[0]))
     return out.reshape(*lead, anc.shape[0], 3)
 
 
-def prdl_descriptors_naive(points: Tensor, anchors: Tensor, valid: Optional[Tensor] = None) -> Tensor:
+def _ave_weights(weights: Optional[Tensor], val: Tensor, dtype: torch.dtype) -> Tensor:
+    """[M, N] f_ave weights: the valid mask, or the given weights on valid points (plain mean for
+    a set whose weights sum to 0)."""
+    plain = val.to(dtype)
+    if weights is None:
+        return plain
+    if weights.shape[-1] != val.shape[-1] or weights.numel() != val.numel():
+        raise ValueError(f"weights must have the shape of points[..., 0], got {tuple(weights.shape)}")
+    w = weights.detach().to(device=val.device, dtype=dtype).reshape(val.shape)
+    w = torch.where(val & torch.isfinite(w), w.clamp_min(0.0), torch.zeros_like(w))
+    return torch.where((w.sum(dim=1) > 0).unsqueeze(1), w, plain)
+
+
+def prdl_descriptors_naive(
+    points: Tensor, anchors: Tensor, valid: Optional[Tensor] = None, weights: Optional[Tensor] = None
+) -> Tensor:
     """Reference Γ through plain autograd on the full [..., A, N] distance matrix (tests, benchmark).
 
     Same arguments and result as :func:`prdl_descriptors`; memory O(A · N) forward and backward.
@@ -252,7 +275,8 @@ def prdl_descriptors_naive(points: Tensor, anchors: Tensor, valid: Optional[Tens
     zero = torch.zeros((), dtype=d.dtype, device=d.device)
     f_min = torch.where(m, d, torch.full_like(d, float("inf"))).min(dim=-1).values
     f_max = torch.where(m, d, torch.full_like(d, -float("inf"))).max(dim=-1).values
-    f_ave = torch.where(m, d, zero).sum(dim=-1) / count.clamp_min(1)
+    w = _ave_weights(weights, val, pts.dtype).unsqueeze(1)  # [M, 1, N]
+    f_ave = torch.where(m, d * w, zero).sum(dim=-1) / w.sum(dim=-1).clamp_min(1e-30)
     f_min = torch.where(has, f_min, zero)
     f_max = torch.where(has, f_max, zero)
     out = torch.stack((f_min, f_max, f_ave), dim=-1)
@@ -260,6 +284,14 @@ def prdl_descriptors_naive(points: Tensor, anchors: Tensor, valid: Optional[Tens
 
 
 # --------------------------------------------------------------------------- losses
+def compact_index(valid: Tensor) -> Tensor:
+    """[M, n] indices that move the valid entries of every row of ``valid`` [M, N] to the front
+    (order kept), n = the largest valid count."""
+    order = torch.argsort((~valid).to(torch.int8), dim=1, stable=True)
+    n = int(valid.sum(dim=1).max()) if valid.numel() else 0
+    return order[:, :n]
+
+
 def compact_point_sets(points: Tensor, valid: Tensor) -> Tuple[Tensor, Tensor]:
     """Move the valid points of every set to the front and cut the common padding.
 
@@ -269,9 +301,7 @@ def compact_point_sets(points: Tensor, valid: Tensor) -> Tuple[Tensor, Tensor]:
         points [M, n, 2] and valid [M, n] with n = the largest valid count; the order of the valid
         points is kept. Differentiable (a gather).
     """
-    order = torch.argsort((~valid).to(torch.int8), dim=1, stable=True)
-    n = int(valid.sum(dim=1).max()) if valid.numel() else 0
-    idx = order[:, :n]
+    idx = compact_index(valid)
     return points.gather(1, idx.unsqueeze(-1).expand(-1, -1, 2)), valid.gather(1, idx)
 
 
@@ -281,6 +311,7 @@ def prdl_part_losses(
     target_desc: Tensor,
     anchors: Tensor,
     chunk_size: Optional[int] = None,
+    pred_weights: Optional[Tensor] = None,
 ) -> Tensor:
     """Per-part PRDL: Σ over anchors and the 3 statistics of (Γ − Γ*)², divided by |A|.
 
@@ -297,6 +328,8 @@ def prdl_part_losses(
         target_desc: [B, P, A, 3] target descriptors Γ* (from :func:`prdl_descriptors` of the
             target point sets, computed once per image).
         anchors: [A, 2] the anchors the targets were described with.
+        pred_weights: [B, P, N] optional f_ave weights of the predicted points (see
+            :func:`prdl_descriptors`); None = the paper's plain mean.
     Returns:
         [B, P] pixels².
     """
@@ -311,8 +344,11 @@ def prdl_part_losses(
     valid = pred_valid.to(device=pred_points.device, dtype=torch.bool)
     losses = []
     for p in range(P):
-        pts_p, val_p = compact_point_sets(pred_points[:, p], valid[:, p])
-        desc = prdl_descriptors(pts_p, anchors, val_p, chunk_size=chunk_size)  # [B, A, 3]
+        idx = compact_index(valid[:, p])
+        pts_p = pred_points[:, p].gather(1, idx.unsqueeze(-1).expand(-1, -1, 2))
+        val_p = valid[:, p].gather(1, idx)
+        w_p = None if pred_weights is None else pred_weights[:, p].gather(1, idx)
+        desc = prdl_descriptors(pts_p, anchors, val_p, chunk_size=chunk_size, weights=w_p)  # [B, A, 3]
         diff = desc - target_desc[:, p].to(device=desc.device, dtype=desc.dtype)
         losses.append(diff.square().sum(dim=(-1, -2)) / A)
     return torch.stack(losses, dim=1)
@@ -325,16 +361,18 @@ def prdl_loss(
     anchors: Tensor,
     weights: Tensor,
     chunk_size: Optional[int] = None,
+    pred_weights: Optional[Tensor] = None,
 ) -> Tensor:
     """Weighted PRDL over parts (paper Eq. 6): Σ_p weights[b, p] · L_p.
 
     Args:
-        pred_points, pred_valid, target_desc, anchors: as :func:`prdl_part_losses`.
+        pred_points, pred_valid, target_desc, anchors, pred_weights: as :func:`prdl_part_losses`.
         weights: [B, P] per-part weights; 0 for parts absent from the target.
     Returns:
         [B] pixels².
     """
-    parts = prdl_part_losses(pred_points, pred_valid, target_desc, anchors, chunk_size=chunk_size)
+    parts = prdl_part_losses(pred_points, pred_valid, target_desc, anchors, chunk_size=chunk_size,
+                             pred_weights=pred_weights)
     if weights.shape != parts.shape:
         raise ValueError(f"weights must be {tuple(parts.shape)}, got {tuple(weights.shape)}")
     w = weights.to(device=parts.device, dtype=parts.dtype)

@@ -109,6 +109,16 @@ def farthest_point_sample(points: np.ndarray, k: int) -> np.ndarray:
     return idx
 
 
+def pixel_counts(pixels: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """[K] float32: how many of ``pixels`` [N, 2] have each of ``kept`` [K, 2] as their nearest
+    kept point (ties to the lower index). Farthest point sampling thins a region unevenly (it
+    starts on the boundary); these counts restore the pixel density in PRDL's mean distance."""
+    from scipy.spatial import cKDTree
+
+    _, nearest = cKDTree(np.asarray(kept, np.float64)).query(np.asarray(pixels, np.float64), k=1)
+    return np.bincount(nearest, minlength=len(kept)).astype(np.float32)
+
+
 def mask_points(mask: np.ndarray) -> np.ndarray:
     """[N, 2] float32 (x, y) pixel centres of a [H, W] bool mask, row-major order."""
     ys, xs = np.nonzero(mask)
@@ -296,20 +306,26 @@ def targets_from_label_map(labels: np.ndarray, landmarks: np.ndarray, landmark_v
     cleaned, line, notes = clean_label_map(lab, lm, valid, config)
     occ = occlusion_mask(lab, config.occluder_labels, config.occlusion_dilate)
     points: Dict[str, np.ndarray] = {}
+    weights: Dict[str, np.ndarray] = {}
     counts: Dict[str, int] = {}
     for i, name in enumerate(PART_NAMES):
         pts = mask_points(cleaned == i + 1)
         counts[name] = int(pts.shape[0])
         cap = config.max_skin_points if name == "skin" else config.max_part_points
+        w = np.ones(pts.shape[0], np.float32)
         if pts.shape[0] > cap:
-            pts = pts[np.sort(farthest_point_sample(pts, cap))]
+            kept = pts[np.sort(farthest_point_sample(pts, cap))]
+            w = pixel_counts(pts, kept)
+            pts = kept
         points[name] = np.ascontiguousarray(pts, dtype=np.float32).reshape(-1, 2)
+        weights[name] = w
     info = dict(meta or {})
     info.update({"mask_pixels": counts, "dropped_parts": notes})
     return Targets(
         landmarks=lm.astype(np.float32),
         landmark_valid=valid,
         part_points=points,
+        part_point_weights=weights,
         part_masks=cleaned,
         occlusion=occ,
         crop=crop,

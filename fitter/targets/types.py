@@ -57,6 +57,8 @@ class Targets:
         landmark_valid: [68] bool; False for points the detector could not give.
         part_points: part name (PART_NAMES) -> [N_p, 2] target point set C_p after preprocessing
             (ears removed, noise filtered, forehead cut, thinned); an empty [0, 2] array = part absent.
+        part_point_weights: part name -> [N_p] mask pixels each point stands for (1 everywhere
+            unless the set was thinned), used as the weights of PRDL's mean distance; None = all 1.
         part_masks: [H, W] uint8 label map of the cleaned targets (0 background, i + 1 = PART_NAMES[i]).
         occlusion: [H, W] bool, True where hair or another occluder covers the face: predicted points
             that land there are dropped.
@@ -77,6 +79,7 @@ class Targets:
     crop: CropTransform
     forehead_line: Optional[np.ndarray] = None
     image: Optional[np.ndarray] = None
+    part_point_weights: Optional[Dict[str, np.ndarray]] = None
     source: str = ""
     face_index: int = 0
     meta: Dict[str, object] = field(default_factory=dict)
@@ -103,5 +106,10 @@ class Targets:
                 raise ValueError(f"part_points[{p}] must be [N, 2], got {pts.shape}")
             if not np.all(np.isfinite(pts)):
                 raise ValueError(f"part_points[{p}] contains NaN or inf")
+        for p, w in (self.part_point_weights or {}).items():
+            if p not in self.part_points or np.shape(w) != (len(self.part_points[p]),):
+                raise ValueError(f"part_point_weights[{p}] must be [{len(self.part_points.get(p, ()))}]")
+            if not np.all(np.isfinite(w)) or np.any(np.asarray(w) < 0):
+                raise ValueError(f"part_point_weights[{p}] must be finite and >= 0")
         if self.part_masks.shape != (H, W) or self.occlusion.shape != (H, W):
             raise ValueError(f"part_masks/occlusion must be [{H}, {W}]")
