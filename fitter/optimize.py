@@ -45,6 +45,9 @@ ProgressFn = Callable[[int, int, float], None]
 #: the iBUG-68 points used for the closed-form rigid initialisation (no jaw contour).
 _INNER_LANDMARKS = list(range(17, 68))
 
+#: objective value reported to the optimizer for a face whose loss is NaN/inf (its gradient is 0).
+_NONFINITE_LOSS = 1e12
+
 
 @dataclass
 class _Params:
@@ -274,15 +277,19 @@ class Fitter:
 
             def closure():
                 opt.zero_grad(set_to_none=True)
-                ctx, values, total = self._evaluate(params, colour, tb, terms, state.visible, refresh and not record)
+                fresh = (refresh and not record) or (cfg.optimizer == "lbfgs")
+                ctx, values, total = self._evaluate(params, colour, tb, terms, state.visible, fresh)
                 live = (~state.frozen).to(total.dtype)
-                loss = torch.where(torch.isfinite(total), total, torch.zeros_like(total))
+                finite = torch.isfinite(total)
+                loss = torch.where(finite, total, torch.zeros_like(total))
                 (loss * live).sum().backward()
                 if not record:
                     record["total"] = total.detach()
                     record["values"] = {k: v.detach() for k, v in values.items()}
                     state.visible = _Visibility(ctx.visible, ctx.part_support)
-                return (loss * live).sum()
+                # a line search must see a non-finite point as very bad, not as a loss of 0
+                shown = torch.where(finite, loss.detach(), torch.full_like(loss, _NONFINITE_LOSS))
+                return (shown * live).sum()
 
             opt.step(closure)
             if sched is not None:
@@ -302,6 +309,7 @@ class Fitter:
                 progress(state.iteration, total_iters, float(finite.mean()) if finite.numel() else float("nan"))
             if bool(state.frozen.all()):
                 break
+        state.end_stage(tensors)
 
     def _optimizer(self, tensors, params: _Params, colour) -> torch.optim.Optimizer:
         cfg = self.config
@@ -559,6 +567,16 @@ class _RunState:
         self.converged_at = [None] * self.B
         self._frozen_values = [t.detach().clone() for t in tensors]
         self._last_good = [t.detach().clone() for t in tensors]
+        self.best = torch.full((self.B,), float("inf"), device=self.frozen.device)
+        self._best_values = [t.detach().clone() for t in tensors]
+
+    def end_stage(self, tensors: List[Tensor]) -> None:
+        """Leave every face at the parameters of its lowest logged objective in this stage (a
+        late Adam wobble or an L-BFGS step into a worse region is not kept)."""
+        has = torch.isfinite(self.best)
+        for t, best in zip(tensors, self._best_values):
+            if t.dim() and t.shape[0] == self.B and bool(has.any()):
+                t.data[has] = best[has]
 
     def after_step(self, tensors: List[Tensor]) -> None:
         """Undo the step for frozen faces (converged or failed)."""
@@ -588,8 +606,17 @@ class _RunState:
             self.iterations[b] = self.iteration
 
     def check(self, total: Tensor, rel_tol: float, patience: int, tensors: List[Tensor]) -> None:
-        """Early stopping per face, NaN handling, and the freeze bookkeeping."""
+        """Early stopping per face, NaN handling, best-so-far and the freeze bookkeeping.
+
+        ``total`` was evaluated at the parameters before this step, which ``_last_good`` holds.
+        """
         finite = torch.isfinite(total)
+        better = finite & ~self.frozen & (total < self.best)
+        if bool(better.any()):
+            self.best = torch.where(better, total, self.best)
+            for best, good in zip(self._best_values, self._last_good):
+                if best.dim() and best.shape[0] == self.B:
+                    best[better] = good[better]
         bad = ~finite & ~self.frozen
         if bool(bad.any()):
             for b in torch.nonzero(bad).flatten().tolist():

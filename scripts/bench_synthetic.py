@@ -85,6 +85,7 @@ class CaseScores:
     nme: float
     vertex_mm: float
     init_value: float
+    ratio: float  # vertex_mm / the mean face's error on the same case
 
 
 def first_full_value(history, term: str) -> float:
@@ -94,15 +95,23 @@ def first_full_value(history, term: str) -> float:
     return float("nan")
 
 
+def mean_face_error(model, case, face_idx) -> float:
+    """3D error (mm, after similarity alignment) of the model's mean face: the fit's starting shape."""
+    mean = model.mean[: model.num_mesh_vertices].cpu().numpy()
+    return aligned_vertex_error(mean[face_idx], case.vertices_model[face_idx], model.mm_per_unit)
+
+
 def score(model, res, case, face_idx, term: str) -> CaseScores:
     W, H = res.camera.width, res.camera.height
+    err = aligned_vertex_error(res.vertices_model[face_idx], case.vertices_model[face_idx], model.mm_per_unit)
     labels = render_part_labels(model, torch.from_numpy(res.vertices_image)[None],
                                 torch.from_numpy(res.vertices_camera[:, 2])[None], (W, H))[0]
     return CaseScores(
         ious=part_ious(labels, case.labels),
         nme=landmark_nme(res.landmarks2d, case.landmarks),
-        vertex_mm=aligned_vertex_error(res.vertices_model[face_idx], case.vertices_model[face_idx], model.mm_per_unit),
+        vertex_mm=err,
         init_value=first_full_value(res.history, term),
+        ratio=err / mean_face_error(model, case, face_idx),
     )
 
 
@@ -115,15 +124,17 @@ def pm(x: np.ndarray, fmt: str = "{:.3f}") -> str:
 
 
 def table(rows: Dict[str, List[CaseScores]], weights: Dict[str, Dict[str, float]], secs: Dict[str, float]) -> str:
-    head = ["setting", "weights", "init"] + [f"IoU {p}" for p in PART_NAMES] + ["mean IoU", "NME", "vertex mm", "fit s"]
+    head = (["setting", "weights", "init"] + [f"IoU {p}" for p in PART_NAMES]
+            + ["mean IoU", "min part IoU", "NME", "vertex mm", "err / mean face", "fit s"])
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     for name, scores in rows.items():
         ious = np.stack([s.ious for s in scores])  # [N, 8]
         w = ", ".join(f"{k}={v:g}" for k, v in weights[name].items() if v > 0)
         cells = [name, w, "{:.3g}".format(np.nanmean([s.init_value for s in scores]))]
         cells += [pm(ious[:, p], "{:.2f}") for p in range(len(PART_NAMES))]
-        cells += [pm(np.nanmean(ious, 1), "{:.3f}"), pm([s.nme for s in scores], "{:.4f}"),
-                  pm([s.vertex_mm for s in scores], "{:.2f}"), f"{secs[name]:.0f}"]
+        cells += [pm(np.nanmean(ious, 1), "{:.3f}"), pm(np.nanmin(ious, 1), "{:.2f}"),
+                  pm([s.nme for s in scores], "{:.4f}"), pm([s.vertex_mm for s in scores], "{:.2f}"),
+                  pm([s.ratio for s in scores], "{:.2f}"), f"{secs[name]:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -145,6 +156,8 @@ def main() -> int:
     face_idx = face_vertex_indices(model)
     cases = [random_case(model, seed=args.seed0 + i, max_yaw=args.max_yaw) for i in range(args.cases)]
     print("cases:", ", ".join(f"{c.name} yaw={c.euler_deg[1]:+.0f}" for c in cases), file=sys.stderr)
+    base = [mean_face_error(model, c, face_idx) for c in cases]
+    print(f"mean face error: {np.mean(base):.2f} ± {np.std(base):.2f} mm", file=sys.stderr)
 
     rows: Dict[str, List[CaseScores]] = {}
     weights: Dict[str, Dict[str, float]] = {}
@@ -162,7 +175,9 @@ def main() -> int:
     text = table(rows, weights, secs)
     header = (f"{args.cases} cases (seeds {args.seed0}..{args.seed0 + args.cases - 1}), max yaw ±{args.max_yaw:g}°, "
               f"{args.rigid_iters} rigid + {args.iters} main iterations, Adam, device {args.device}, "
-              f"model {args.model}. init = first main-stage weighted value of the data term.\n\n")
+              f"model {args.model}. init = first main-stage weighted value of the data term; "
+              f"err / mean face = vertex error over the mean face's error on the same case "
+              f"(mean face: {np.mean(base):.2f} ± {np.std(base):.2f} mm).\n\n")
     print(header + text)
     if args.out:
         with open(args.out, "w") as fh:

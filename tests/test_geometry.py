@@ -285,3 +285,5 @@ def test_label_support_finds_points_without_their_part_nearby():
     got = label_support(labels, pts, radius=1)
     assert got.tolist() == [[[True, True, False, True], [True, True, False, False]]]
     assert label_support(labels, pts, radius=0)[0, 0, 1].item() is False
+    nan = torch.full((1, 2, 1, 2), float("nan"))
+    assert not label_support(labels, nan).any()

@@ -92,7 +92,8 @@ def label_support(labels: Tensor, points: Tensor, radius: int = 1) -> Tensor:
         points: [B, P, N, 2] points of part p in row p, pixels (x, y).
         radius: half-size of the square window searched around the nearest pixel.
     Returns:
-        [B, P, N] bool; points outside the image count as supported (nothing is known there).
+        [B, P, N] bool; points outside the image count as supported (nothing is known there),
+        non-finite points as not supported.
     """
     B, H, W = labels.shape
     P = points.shape[1]
@@ -102,7 +103,10 @@ def label_support(labels: Tensor, points: Tensor, radius: int = 1) -> Tensor:
         onehot = torch.nn.functional.max_pool2d(onehot, 2 * radius + 1, stride=1, padding=radius)
     xi = torch.round(points[..., 0])
     yi = torch.round(points[..., 1])
-    inside = (xi >= 0) & (xi < W) & (yi >= 0) & (yi < H)
+    inside = (xi >= 0) & (xi < W) & (yi >= 0) & (yi < H)  # False for NaN
+    xi = torch.where(inside, xi, torch.zeros_like(xi))
+    yi = torch.where(inside, yi, torch.zeros_like(yi))
     flat = (yi.clamp(0, H - 1) * W + xi.clamp(0, W - 1)).to(torch.long).reshape(B, P, -1)
     hit = onehot.reshape(B, P, -1).gather(2, flat).reshape(inside.shape) > 0
-    return hit | ~inside
+    finite = torch.isfinite(points).all(-1)
+    return (hit | ~inside) & finite
