@@ -16,32 +16,27 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-PART_COLORS = {
-    "right_eye": (0.10, 0.45, 0.95),
-    "left_eye": (0.10, 0.85, 0.95),
-    "right_brow": (0.55, 0.30, 0.10),
-    "left_brow": (0.85, 0.55, 0.20),
-    "nose": (0.20, 0.75, 0.25),
-    "up_lip": (0.90, 0.15, 0.20),
-    "down_lip": (0.95, 0.45, 0.65),
-    "skin": (0.98, 0.85, 0.70),
-}
-NONE_COLOR = (0.55, 0.55, 0.55)
+from fitter.palette import PART_COLORS  # noqa: E402
 
 
-def _face_colors(triangles: np.ndarray, labels: np.ndarray, names) -> np.ndarray:
-    """Colour of each triangle: the part of the majority of its corners (grey if none)."""
-    lab = labels[triangles]  # [F, 3]
-    maj = np.where(lab[:, 1] == lab[:, 2], lab[:, 1], lab[:, 0])
-    palette = np.array([NONE_COLOR] + [PART_COLORS[n] for n in names])
-    return palette[maj]
+def _face_colors(triangles: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """[F, 3] RGB in [0, 1] of each triangle: its part as the fitter rasterizes it
+    (:func:`fitter.geometry.triangle_labels`), grey where none."""
+    import torch
+
+    from fitter.geometry import triangle_labels
+
+    lab = triangle_labels(torch.as_tensor(triangles), torch.as_tensor(labels)).numpy()
+    return PART_COLORS[lab] / 255.0
 
 
 def draw_parts(points: np.ndarray, triangles: np.ndarray, hole_triangles: np.ndarray,
                parts: Dict[str, np.ndarray], landmarks: np.ndarray, out: Path, title: str = "",
                contours: Optional[np.ndarray] = None) -> Path:
     """Front (x, y) and side (z, y) orthographic views with part colours and landmarks."""
-    names = list(PART_COLORS)
+    from morphable_models.model import PART_NAMES
+
+    names = list(PART_NAMES)
     labels = np.zeros(len(points), dtype=np.int64)
     for i, n in enumerate(names):
         labels[parts[n]] = i + 1
@@ -54,7 +49,7 @@ def draw_parts(points: np.ndarray, triangles: np.ndarray, hole_triangles: np.nda
         order = np.argsort(depth, kind="stable")
         t = tris[order]
         a, b, c = points[t[:, 0]], points[t[:, 1]], points[t[:, 2]]
-        col = _face_colors(t, labels, names)
+        col = _face_colors(t, labels)
         polys = np.stack([a[:, [u, 1]], b[:, [u, 1]], c[:, [u, 1]]], axis=1)
         if u == 2:
             polys[..., 0] *= -1  # side view of the person's right profile: face looks left
@@ -74,7 +69,7 @@ def draw_parts(points: np.ndarray, triangles: np.ndarray, hole_triangles: np.nda
         ax.autoscale()
         ax.set_aspect("equal")
         ax.set_title(("front " if u == 0 else "right side ") + title)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=PART_COLORS[n]) for n in names]
+    handles = [plt.Rectangle((0, 0), 1, 1, color=PART_COLORS[i + 1] / 255.0) for i in range(len(names))]
     fig.legend(handles, names, loc="lower center", ncol=8)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

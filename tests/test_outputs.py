@@ -177,7 +177,7 @@ def test_every_output_written_and_no_temp_files(written):
 
 # ------------------------------------------------------------------ meshes
 def test_obj_parses_back_with_part_colours(written, fake_model):
-    from fitter.outputs.palette import PART_COLORS
+    from fitter.palette import PART_COLORS
 
     out, _ = written
     verts, cols, faces = _parse_obj(out / "mesh.obj")
@@ -191,7 +191,7 @@ def test_obj_parses_back_with_part_colours(written, fake_model):
 
 def test_ply_parses_back_binary_with_colours(written, fake_model):
     from fitter.outputs.mesh_io import read_ply
-    from fitter.outputs.palette import PART_COLORS
+    from fitter.palette import PART_COLORS
 
     out, _ = written
     assert (out / "mesh.ply").read_bytes().startswith(b"ply\nformat binary_little_endian 1.0\n")

@@ -25,7 +25,7 @@ import torch
 
 from fitter.geometry.raster import rasterize_labels, triangle_labels
 from fitter.outputs.atomic import PathLike, atomic_path
-from fitter.outputs.palette import label_colors
+from fitter.palette import label_colors
 from fitter.result import FitResult, LossHistory
 from morphable_models.model import PART_NAMES, MorphableModel
 

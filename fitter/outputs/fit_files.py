@@ -16,7 +16,7 @@ from typing import Dict, Mapping, Optional
 import numpy as np
 
 from fitter.outputs.atomic import PathLike, write_bytes_atomic, write_text_atomic
-from fitter.outputs.palette import PART_COLORS
+from fitter.palette import PART_COLORS
 from fitter.result import FitResult
 from morphable_models.model import PART_NAMES, MorphableModel
 

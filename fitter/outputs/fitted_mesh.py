@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fitter.outputs.palette import label_colors
+from fitter.palette import label_colors
 from fitter.result import FitResult
 from morphable_models.model import MorphableModel
 

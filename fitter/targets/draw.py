@@ -2,25 +2,11 @@
 landmarks, the forehead cut and the hatched occlusion mask."""
 from __future__ import annotations
 
-from typing import Dict, Tuple
-
 import numpy as np
 
+from fitter.palette import PART_COLORS
 from fitter.targets.types import Targets
 from morphable_models.model import PART_NAMES
-
-#: RGB colour of each part (PART_NAMES order)
-PART_COLORS: Dict[str, Tuple[int, int, int]] = {
-    "right_eye": (0, 200, 255),
-    "left_eye": (0, 120, 255),
-    "right_brow": (255, 140, 0),
-    "left_brow": (255, 60, 0),
-    "nose": (220, 0, 220),
-    "up_lip": (255, 0, 90),
-    "down_lip": (170, 0, 40),
-    "skin": (60, 200, 60),
-}
-
 
 def draw_targets(targets: Targets, upscale: int = 2, mask_alpha: float = 0.35, points: bool = True,
                  landmarks: bool = True) -> np.ndarray:
@@ -42,7 +28,7 @@ def draw_targets(targets: Targets, upscale: int = 2, mask_alpha: float = 0.35, p
     img = base.astype(np.float32)
     for i, name in enumerate(PART_NAMES):
         m = targets.part_masks == i + 1
-        img[m] = (1 - mask_alpha) * img[m] + mask_alpha * np.array(PART_COLORS[name], np.float32)
+        img[m] = (1 - mask_alpha) * img[m] + mask_alpha * PART_COLORS[i + 1].astype(np.float32)
     out = cv2.resize(np.clip(img, 0, 255).astype(np.uint8), (W * u, H * u), interpolation=cv2.INTER_NEAREST)
 
     # occlusion: diagonal hatching
@@ -54,8 +40,8 @@ def draw_targets(targets: Targets, upscale: int = 2, mask_alpha: float = 0.35, p
     out[edges] = (200, 200, 200)
 
     if points:
-        for name in PART_NAMES:
-            col = tuple(int(c * 0.6) for c in PART_COLORS[name])
+        for i, name in enumerate(PART_NAMES):
+            col = tuple(int(c * 0.6) for c in PART_COLORS[i + 1])
             for x, y in targets.part_points[name]:
                 cv2.circle(out, (int(round((x + 0.5) * u - 0.5)), int(round((y + 0.5) * u - 0.5))), 0, col, -1)
 

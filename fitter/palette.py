@@ -1,4 +1,4 @@
-"""Part colours shared by every picture and mesh ``prdlfit`` writes.
+"""Part colours shared by every picture and mesh ``prdlfit`` draws (targets, fits, model parts).
 
 Index = part label (0 = no part / background, ``i + 1`` = ``PART_NAMES[i]``), values RGB uint8.
 """
