@@ -90,10 +90,11 @@ class FitOptions:
 
 
 def read_config_file(path: Path) -> Dict[str, object]:
-    """A YAML (``.yaml``/``.yml``) or TOML (``.toml``) mapping; ValueError naming the file otherwise."""
+    """A YAML (``.yaml``/``.yml``, or ``.json`` read as YAML) or TOML (``.toml``) mapping; ValueError
+    naming the file otherwise."""
     suffix = path.suffix.lower()
     if suffix not in (".toml", ".yaml", ".yml", ".json"):
-        raise ValueError(f"config {path}: use a .yaml, .yml or .toml file")
+        raise ValueError(f"config {path}: use a .yaml, .yml, .json or .toml file")
     text = path.read_text(encoding="utf-8")
     try:
         if suffix == ".toml":

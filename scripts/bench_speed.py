@@ -28,6 +28,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_prdl  # noqa: E402
+from report_io import emit  # noqa: E402
 
 import morphable_models  # noqa: E402
 from fitter.config import FitConfig  # noqa: E402
@@ -121,11 +122,7 @@ def main() -> int:
         parts += [f"### Adam vs L-BFGS (one synthetic case, {args.opt_iters} main iterations, no early stop)", ""]
         parts += optimizer_times(model, args.opt_iters, args.rigid_iters, seed=0) + [""]
     text = "\n".join(parts)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text + "\n")
-    return 0
+    return emit(text, args.out)
 
 
 if __name__ == "__main__":

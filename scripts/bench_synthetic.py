@@ -2,13 +2,15 @@
 """Synthetic comparison of loss terms (issue 7, item 1).
 
 N reproducible random cases (``fitter.synthetic.random_case`` with seeds 0..N-1: random identity,
-a random extreme expression preset, yaw uniform in ±60°) are fitted once per loss setting, all N
+the extreme expression presets eyes_closed, mouth_open, frown, asymmetric, smile_open in turn, yaw
+uniform in ±60°) are fitted once per loss setting, all N
 cases of a setting as one batch. Settings (identity/expression priors always on, default weights):
 
 * ``prdl``        PRDL only (0.8e-3, the paper's weight), lmk = 0 in the main stage
 * ``sil_iou``, ``icp_t2p``, ``icp_p2t``, ``chamfer``, ``dcd``: that comparison loss only, lmk = 0
 * ``lmk``         landmarks only (1.6e-3)
 * ``lmk+prdl``    landmarks + PRDL (the paper's setup)
+* ``rigid``       no main stage: the mean face, posed from landmarks (every fit's starting point)
 
 The rigid stage always initialises the pose from landmarks, so "segmentation alone" means no
 landmark term in the main stage. Comparison weights are chosen so that each term's initial
@@ -25,6 +27,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -37,8 +40,12 @@ import morphable_models
 from fitter.config import FitConfig
 from fitter.metrics import aligned_vertex_error, face_vertex_indices, landmark_nme, part_ious, render_part_labels
 from fitter.optimize import Fitter
-from fitter.synthetic import random_case
+from fitter.outputs.atomic import write_text_atomic
+from fitter.synthetic import EXPRESSIONS, random_case
 from morphable_models.model import PART_NAMES
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report_io import emit  # noqa: E402
 
 #: Loss term -> weight used when that term is the only data term. Picked so the first weighted
 #: value is of the order of PRDL's at 0.8e-3 (checked by the "init" column).
@@ -63,7 +70,9 @@ class Setting:
 def settings(names: List[str]) -> List[Setting]:
     out = []
     for n in names:
-        if n == "lmk":
+        if n == "rigid":
+            out.append(Setting(n, {"lmk": LMK_WEIGHT, "prdl": 0.0}, "lmk"))
+        elif n == "lmk":
             out.append(Setting(n, {"lmk": LMK_WEIGHT, "prdl": 0.0}, "lmk"))
         elif n == "lmk+prdl":
             out.append(Setting(n, {"lmk": LMK_WEIGHT, "prdl": COMPARISON_WEIGHTS["prdl"]}, "prdl"))
@@ -76,7 +85,10 @@ def settings(names: List[str]) -> List[Setting]:
     return out
 
 
-ALL_SETTINGS = ["prdl", "sil_iou", "icp_t2p", "icp_p2t", "chamfer", "dcd", "lmk", "lmk+prdl"]
+#: cycled over the cases: every extreme expression appears N/5 times
+EXTREME_PRESETS = ["eyes_closed", "mouth_open", "frown", "asymmetric", "smile_open"]
+
+ALL_SETTINGS = ["rigid", "prdl", "sil_iou", "icp_t2p", "icp_p2t", "chamfer", "dcd", "lmk", "lmk+prdl"]
 
 
 @dataclass
@@ -130,7 +142,9 @@ def table(rows: Dict[str, List[CaseScores]], weights: Dict[str, Dict[str, float]
     for name, scores in rows.items():
         ious = np.stack([s.ious for s in scores])  # [N, 8]
         w = ", ".join(f"{k}={v:g}" for k, v in weights[name].items() if v > 0)
-        cells = [name, w, "{:.3g}".format(np.nanmean([s.init_value for s in scores]))]
+        init = np.array([s.init_value for s in scores], np.float64)
+        init = init[np.isfinite(init)]
+        cells = [name, w, "{:.3g}".format(init.mean()) if len(init) else "–"]
         cells += [pm(ious[:, p], "{:.2f}") for p in range(len(PART_NAMES))]
         cells += [pm(np.nanmean(ious, 1), "{:.3f}"), pm(np.nanmin(ious, 1), "{:.2f}"),
                   pm([s.nme for s in scores], "{:.4f}"), pm([s.vertex_mm for s in scores], "{:.2f}"),
@@ -147,6 +161,8 @@ def main() -> int:
     ap.add_argument("--rigid-iters", type=int, default=100)
     ap.add_argument("--max-yaw", type=float, default=60.0)
     ap.add_argument("--settings", nargs="+", default=ALL_SETTINGS)
+    ap.add_argument("--presets", nargs="+", default=EXTREME_PRESETS, choices=list(EXPRESSIONS),
+                    help="expression presets, cycled over the cases")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--model", default="ict")
     ap.add_argument("--out", default=None, help="write the Markdown table here")
@@ -154,16 +170,24 @@ def main() -> int:
 
     model = morphable_models.load(args.model)
     face_idx = face_vertex_indices(model)
-    cases = [random_case(model, seed=args.seed0 + i, max_yaw=args.max_yaw) for i in range(args.cases)]
+    presets = args.presets
+    cases = [random_case(model, seed=args.seed0 + i, preset=presets[i % len(presets)], max_yaw=args.max_yaw)
+             for i in range(args.cases)]
     print("cases:", ", ".join(f"{c.name} yaw={c.euler_deg[1]:+.0f}" for c in cases), file=sys.stderr)
     base = [mean_face_error(model, c, face_idx) for c in cases]
     print(f"mean face error: {np.mean(base):.2f} ± {np.std(base):.2f} mm", file=sys.stderr)
 
+    header = (f"{args.cases} cases (seeds {args.seed0}..{args.seed0 + args.cases - 1}), max yaw ±{args.max_yaw:g}°, "
+              f"{args.rigid_iters} rigid + {args.iters} main iterations, Adam, device {args.device}, "
+              f"model {args.model}. init = first main-stage weighted value of the data term; "
+              f"err / mean face = vertex error over the mean face's error on the same case "
+              f"(mean face: {np.mean(base):.2f} ± {np.std(base):.2f} mm).\n\n")
     rows: Dict[str, List[CaseScores]] = {}
     weights: Dict[str, Dict[str, float]] = {}
     secs: Dict[str, float] = {}
     for s in settings(args.settings):
-        cfg = FitConfig(loss_weights=s.weights, iters=args.iters, rigid_iters=args.rigid_iters, device=args.device)
+        iters = 0 if s.name == "rigid" else args.iters
+        cfg = FitConfig(loss_weights=s.weights, iters=iters, rigid_iters=args.rigid_iters, device=args.device)
         t0 = time.perf_counter()
         results = Fitter(model, cfg).fit([c.targets for c in cases])
         secs[s.name] = time.perf_counter() - t0
@@ -171,18 +195,9 @@ def main() -> int:
         weights[s.name] = {k: v for k, v in cfg.loss_weights.items() if v > 0}
         print(f"{s.name}: {secs[s.name]:.1f} s, mean IoU "
               f"{np.nanmean([np.nanmean(x.ious) for x in rows[s.name]]):.3f}", file=sys.stderr)
-
-    text = table(rows, weights, secs)
-    header = (f"{args.cases} cases (seeds {args.seed0}..{args.seed0 + args.cases - 1}), max yaw ±{args.max_yaw:g}°, "
-              f"{args.rigid_iters} rigid + {args.iters} main iterations, Adam, device {args.device}, "
-              f"model {args.model}. init = first main-stage weighted value of the data term; "
-              f"err / mean face = vertex error over the mean face's error on the same case "
-              f"(mean face: {np.mean(base):.2f} ± {np.std(base):.2f} mm).\n\n")
-    print(header + text)
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(header + text + "\n")
-    return 0
+        if args.out:  # the table so far, so that a long run can be read (or stopped) midway
+            write_text_atomic(args.out, header + table(rows, weights, secs) + "\n")
+    return emit(header + table(rows, weights, secs), args.out)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,9 @@ from fitter.targets.landmark_files import read_pts
 from fitter.targets.pipeline import TargetConfig, build_targets
 from morphable_models.model import PART_NAMES
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report_io import emit  # noqa: E402
+
 #: CelebAMask-HQ id -> our label (i + 1 = PART_NAMES[i]); "left" is the person's left in both.
 CELEBAMASK_TO_PARTS = {5: 1, 4: 2, 7: 3, 6: 4, 2: 5, 11: 6, 12: 7, 1: 8}
 
@@ -303,11 +306,7 @@ def main() -> int:
             f"{sum(it.dataset == 'celebamask' for it in items)} CelebAMask-HQ photos; {args.rigid_iters} rigid + "
             f"{args.iters} main iterations, batches of {args.batch}, device {args.device}.\n\n"
             + report(items, scores, eos_rows, secs, args))
-    print(text)
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text + "\n")
-    return 0
+    return emit(text, args.out)
 
 
 if __name__ == "__main__":

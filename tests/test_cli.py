@@ -126,7 +126,7 @@ def test_config_file_errors(tmp_path):
         _opts(bad)
     ini = tmp_path / "c.ini"
     ini.write_text("x")
-    with pytest.raises(ValueError, match="use a .yaml, .yml or .toml"):
+    with pytest.raises(ValueError, match="use a .yaml, .yml, .json or .toml"):
         _opts(ini)
 
 

@@ -129,11 +129,17 @@ def _chunk(chunk_size: Optional[int], M: int, N: int, A: int) -> int:
     return max(1, min(A, DEFAULT_PAIR_BUDGET // max(1, M * N)))
 
 
-def _distances(pts: Tensor, anc: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-    """dx, dy [M, c, N] (point − anchor) and their norm."""
-    dx = pts[:, None, :, 0] - anc[None, :, None, 0]
-    dy = pts[:, None, :, 1] - anc[None, :, None, 1]
-    return dx, dy, torch.hypot(dx, dy)
+def _distances(pts: Tensor, anc: Tensor) -> Tensor:
+    """[M, c, N] Euclidean distances from anchors [c, 2] to points [M, N, 2].
+
+    Written as ‖a‖² + ‖p‖² − 2 a·p (one batched matrix product) on coordinates centred on the
+    anchors, so that float32 keeps about 1e-3 px; the squared form is clamped at 0.
+    """
+    a2 = anc.square().sum(-1)  # [c]
+    p2 = pts.square().sum(-1)  # [M, N]
+    cross = torch.matmul(pts, anc.t()).transpose(1, 2)  # [M, c, N]
+    d2 = cross.mul_(-2.0).add_(a2.view(1, -1, 1)).add_(p2.unsqueeze(1))
+    return d2.clamp_min_(0.0).sqrt_()
 
 
 class PrdlDescriptorsFn(torch.autograd.Function):
@@ -151,6 +157,8 @@ class PrdlDescriptorsFn(torch.autograd.Function):
     def forward(ctx, pts: Tensor, anc: Tensor, val: Tensor, wts: Tensor, chunk: int) -> Tensor:  # type: ignore[override]
         M, N, _ = pts.shape
         A = anc.shape[0]
+        centre = anc.mean(0) if A else anc.new_zeros(2)
+        pts_c, anc_c = pts - centre, anc - centre
         out = pts.new_zeros(M, A, 3)
         arg_min = torch.zeros(M, A, dtype=torch.long, device=pts.device)
         arg_max = torch.zeros(M, A, dtype=torch.long, device=pts.device)
@@ -163,21 +171,22 @@ class PrdlDescriptorsFn(torch.autograd.Function):
             w_col = wts.unsqueeze(-1)  # [M, N, 1]
             for s in range(0, A, chunk):
                 e = min(A, s + chunk)
-                _, _, d = _distances(pts, anc[s:e])
+                d = _distances(pts_c, anc_c[s:e])
                 total = torch.bmm(d, w_col).squeeze(-1)
-                if all_valid:
-                    vmin, imin = d.min(dim=-1)
-                    vmax, imax = d.max(dim=-1)
-                else:
-                    vmin, imin = d.masked_fill_(inval, float("inf")).min(dim=-1)
-                    vmax, imax = d.masked_fill_(inval, -float("inf")).max(dim=-1)
-                    vmin = torch.where(has, vmin, torch.zeros_like(vmin))
-                    vmax = torch.where(has, vmax, torch.zeros_like(vmax))
-                out[:, s:e, 0] = vmin
-                out[:, s:e, 1] = vmax
+                if not all_valid:
+                    d.masked_fill_(inval, float("inf"))
+                imin = d.argmin(dim=-1)
+                if not all_valid:
+                    d.masked_fill_(inval, -float("inf"))
+                imax = d.argmax(dim=-1)
                 out[:, s:e, 2] = total / wsum.clamp_min(1e-30).view(M, 1)
                 arg_min[:, s:e] = imin
                 arg_max[:, s:e] = imax
+            # f_min / f_max exactly from the selected points (the product form is good to ~1e-3 px)
+            for col, idx in ((0, arg_min), (1, arg_max)):
+                sel = pts.gather(1, idx.unsqueeze(-1).expand(M, A, 2))
+                exact = (sel - anc.unsqueeze(0)).norm(dim=-1)
+                out[..., col] = torch.where(has, exact, torch.zeros_like(exact))
         ctx.save_for_backward(pts, anc, wts, arg_min, arg_max, count, wsum)
         ctx.chunk = chunk
         return out
@@ -199,19 +208,20 @@ class PrdlDescriptorsFn(torch.autograd.Function):
             diff = p_sel - anc.unsqueeze(0)
             unit = diff / diff.norm(dim=-1, keepdim=True).clamp_min(DIST_EPS)
             grad.scatter_add_(1, idx.unsqueeze(-1).expand(M, A, 2), g.unsqueeze(-1) * unit)
-        # f_ave: w_p Σ_i g_i (p − a_i)/‖p − a_i‖ / Σw, recomputed per anchor chunk.
+        # f_ave: w_p Σ_i g_i (p − a_i)/‖p − a_i‖ / Σw = w_p (p Σ_i c_i − Σ_i c_i a_i) with
+        # c_i = g_i / ‖p − a_i‖, i.e. two reductions of [M, c, N] per anchor chunk.
         g_ave = grad_out[..., 2] * has / wsum.clamp_min(1e-30).view(M, 1)  # [M, A]
         if bool((g_ave != 0).any()):
-            gx = torch.zeros_like(pts[..., 0])
-            gy = torch.zeros_like(pts[..., 1])
+            centre = anc.mean(0)
+            pts_c, anc_c = pts - centre, anc - centre
+            csum = torch.zeros_like(pts[..., 0])  # [M, N]
+            ca = torch.zeros_like(pts)  # [M, N, 2]
             for s in range(0, A, ctx.chunk):
                 e = min(A, s + ctx.chunk)
-                dx, dy, d = _distances(pts, anc[s:e])
-                w = g_ave[:, s:e, None] / d.clamp_min_(DIST_EPS)  # [M, c, N]
-                gx += (w * dx).sum(dim=1)
-                gy += (w * dy).sum(dim=1)
-            grad[..., 0] += gx * wts  # wts is 0 for invalid points
-            grad[..., 1] += gy * wts
+                c = _distances(pts_c, anc_c[s:e]).clamp_min_(DIST_EPS).reciprocal_().mul_(g_ave[:, s:e, None])
+                csum += c.sum(dim=1)
+                ca += torch.matmul(c.transpose(1, 2), anc_c[s:e])
+            grad += (pts_c * csum.unsqueeze(-1) - ca) * wts.unsqueeze(-1)  # wts is 0 for invalid points
         return grad, None, None, None, None
 
 

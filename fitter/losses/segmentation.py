@@ -60,15 +60,21 @@ def nearest_neighbors(
     idx = torch.zeros(M, Nq, dtype=torch.long, device=query.device)
     if Nq == 0 or Nr == 0:
         return idx
-    chunk = chunk_size or max(1, PAIR_BUDGET // max(1, M * Nr))
     with torch.no_grad():
-        q_all = query.detach()
-        r = ref.detach().to(query.dtype)
-        bad = (~ref_valid).unsqueeze(1)  # [M, 1, Nr]
-        for s in range(0, Nq, chunk):
-            q = q_all[:, s : s + chunk]
-            d2 = (q[:, :, None, 0] - r[:, None, :, 0]).square_() + (q[:, :, None, 1] - r[:, None, :, 1]).square_()
-            idx[:, s : s + chunk] = d2.masked_fill_(bad, float("inf")).argmin(dim=-1)
+        # Each set on its own valid points: padding (small parts padded to the skin's size) and
+        # hidden points cost nothing.
+        for m in range(M):
+            qi = torch.nonzero(query_valid[m]).flatten()
+            ri = torch.nonzero(ref_valid[m]).flatten()
+            if qi.numel() == 0 or ri.numel() == 0:
+                continue
+            q_all = query[m, qi].detach()
+            r = ref[m, ri].detach().to(query.dtype)
+            chunk = chunk_size or max(1, PAIR_BUDGET // ri.numel())
+            for s in range(0, qi.numel(), chunk):
+                q = q_all[s : s + chunk]
+                d2 = (q[:, None, 0] - r[None, :, 0]).square_() + (q[:, None, 1] - r[None, :, 1]).square_()
+                idx[m, qi[s : s + chunk]] = ri[d2.argmin(dim=-1)]
     return idx
 
 
