@@ -63,8 +63,9 @@ def test_prdl_is_nearly_zero_at_the_true_shape(model):
 
 @pytest.mark.slow
 def test_prdl_and_landmarks_improve_parts_and_shape_over_rigid_fit(model):
-    """Fitting shape and expression with PRDL + landmarks beats the rigidly posed mean face on Part
-    IoU for every case and on 3D error on average (extreme expressions, |yaw| up to 60)."""
+    """Fitting shape and expression with PRDL + landmarks beats the rigidly posed mean face clearly on
+    Part IoU for every case and on 3D error on average (extreme expressions, |yaw| up to 60).
+    (bench_synthetic.py, 20 cases: mean IoU 0.54 -> 0.82, error / mean face 0.57.)"""
     idx = face_vertex_indices(model)
     cases = [random_case(model, seed, preset=p, max_yaw=60) for seed, p in
              [(1, "mouth_open"), (2, "eyes_closed"), (3, "frown")]]
@@ -76,12 +77,12 @@ def test_prdl_and_landmarks_improve_parts_and_shape_over_rigid_fit(model):
         assert r1.failure is None
         iou0 = np.nanmean(part_ious(fit_labels(model, r0), case.labels))
         iou1 = np.nanmean(part_ious(fit_labels(model, r1), case.labels))
-        assert iou1 > iou0 + 0.02, (case.name, iou0, iou1)
-        assert iou1 > 0.7, (case.name, iou1)
+        assert iou1 > iou0 + 0.1, (case.name, iou0, iou1)
+        assert iou1 > 0.72, (case.name, iou1)
         err0 = aligned_vertex_error(r0.vertices_model[idx], case.vertices_model[idx], model.mm_per_unit)
         err1 = aligned_vertex_error(r1.vertices_model[idx], case.vertices_model[idx], model.mm_per_unit)
         ratios.append(err1 / err0)
-    assert np.mean(ratios) < 1.0, ratios
+    assert np.mean(ratios) < 0.8, ratios
 
 
 def test_batched_fit_gives_per_image_results_and_histories(model):
