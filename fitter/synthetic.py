@@ -31,6 +31,9 @@ EXPRESSIONS: Dict[str, Dict[str, float]] = {
                    "cheekSquint_R": 0.5},
 }
 
+#: the extreme presets the benchmarks cycle through (every one appears N/5 times in N cases)
+EXTREME_PRESETS = ["eyes_closed", "mouth_open", "frown", "asymmetric", "smile_open"]
+
 
 @dataclass
 class SyntheticCase:
@@ -46,6 +49,7 @@ class SyntheticCase:
     targets: Targets
     rotation: np.ndarray  # [3, 3] model -> camera rotation (before the axis flip)
     translation: np.ndarray  # [3] camera translation, model units
+    focal: float  # pixels; principal point at the image centre
 
 
 def expression_vector(model: MorphableModel, preset: str, rng: Optional[np.random.Generator] = None) -> np.ndarray:
@@ -109,6 +113,7 @@ def render_case(
         targets=targets,
         rotation=R[0].cpu().numpy(),
         translation=t[0].cpu().numpy(),
+        focal=float(focal),
     )
 
 
@@ -130,3 +135,12 @@ def random_case(
     exp_c = expression_vector(model, preset, rng)
     euler = (float(rng.uniform(-15, 15)), float(rng.uniform(-max_yaw, max_yaw)), float(rng.uniform(-10, 10)))
     return render_case(model, id_c, exp_c, euler, size=size, name=f"{preset}-{seed}")
+
+
+def mean_face_error(model: MorphableModel, case: SyntheticCase, face_idx: np.ndarray) -> float:
+    """3D error (mm, after similarity alignment) of the model's mean face on ``case``'s face
+    vertices ``face_idx``: the error of every fit's starting shape."""
+    from fitter.metrics import aligned_vertex_error
+
+    mean = model.mean[: model.num_mesh_vertices].cpu().numpy()
+    return aligned_vertex_error(mean[face_idx], case.vertices_model[face_idx], model.mm_per_unit)

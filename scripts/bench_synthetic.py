@@ -41,7 +41,7 @@ from fitter.config import FitConfig
 from fitter.metrics import aligned_vertex_error, face_vertex_indices, landmark_nme, part_ious, render_part_labels
 from fitter.optimize import Fitter
 from fitter.outputs.atomic import write_text_atomic
-from fitter.synthetic import EXPRESSIONS, random_case
+from fitter.synthetic import EXPRESSIONS, EXTREME_PRESETS, mean_face_error, random_case
 from morphable_models.model import PART_NAMES
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -85,9 +85,6 @@ def settings(names: List[str]) -> List[Setting]:
     return out
 
 
-#: cycled over the cases: every extreme expression appears N/5 times
-EXTREME_PRESETS = ["eyes_closed", "mouth_open", "frown", "asymmetric", "smile_open"]
-
 ALL_SETTINGS = ["rigid", "prdl", "sil_iou", "icp_t2p", "icp_p2t", "chamfer", "dcd", "lmk", "lmk+prdl"]
 
 
@@ -107,13 +104,7 @@ def first_full_value(history, term: str) -> float:
     return float("nan")
 
 
-def mean_face_error(model, case, face_idx) -> float:
-    """3D error (mm, after similarity alignment) of the model's mean face: the fit's starting shape."""
-    mean = model.mean[: model.num_mesh_vertices].cpu().numpy()
-    return aligned_vertex_error(mean[face_idx], case.vertices_model[face_idx], model.mm_per_unit)
-
-
-def score(model, res, case, face_idx, term: str) -> CaseScores:
+def score(model, res, case, face_idx, term: str, mean_face_mm: float) -> CaseScores:
     W, H = res.camera.width, res.camera.height
     err = aligned_vertex_error(res.vertices_model[face_idx], case.vertices_model[face_idx], model.mm_per_unit)
     labels = render_part_labels(model, torch.from_numpy(res.vertices_image)[None],
@@ -123,7 +114,7 @@ def score(model, res, case, face_idx, term: str) -> CaseScores:
         nme=landmark_nme(res.landmarks2d, case.landmarks),
         vertex_mm=err,
         init_value=first_full_value(res.history, term),
-        ratio=err / mean_face_error(model, case, face_idx),
+        ratio=err / mean_face_mm,
     )
 
 
@@ -191,7 +182,7 @@ def main() -> int:
         t0 = time.perf_counter()
         results = Fitter(model, cfg).fit([c.targets for c in cases])
         secs[s.name] = time.perf_counter() - t0
-        rows[s.name] = [score(model, r, c, face_idx, s.data_term) for r, c in zip(results, cases)]
+        rows[s.name] = [score(model, r, c, face_idx, s.data_term, b) for r, c, b in zip(results, cases, base)]
         weights[s.name] = {k: v for k, v in cfg.loss_weights.items() if v > 0}
         print(f"{s.name}: {secs[s.name]:.1f} s, mean IoU "
               f"{np.nanmean([np.nanmean(x.ious) for x in rows[s.name]]):.3f}", file=sys.stderr)

@@ -27,14 +27,11 @@ import morphable_models
 from fitter.geometry.camera import model_to_camera, project_perspective
 from fitter.geometry.rotation import matrix_to_rotation_6d, rotation_6d_to_matrix
 from fitter.metrics import aligned_vertex_error, face_vertex_indices, part_ious, render_part_labels
-from fitter.synthetic import random_case
+from fitter.synthetic import EXTREME_PRESETS, mean_face_error, random_case
 from morphable_models.model import PART_NAMES
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report_io import emit  # noqa: E402
-
-EXTREME_PRESETS = ["eyes_closed", "mouth_open", "frown", "asymmetric", "smile_open"]
-
 
 def case_camera(model, case):
     """(focal px, principal point [1, 2], R [1, 3, 3], t [1, 3]) that rendered ``case``."""
@@ -42,7 +39,7 @@ def case_camera(model, case):
     size = case.labels.shape[1]
     pp = torch.tensor([[(size - 1) / 2.0] * 2], **f32)
     R = torch.as_tensor(case.rotation, **f32)[None]
-    return 1015.0 * size / 224.0, pp, R, torch.as_tensor(case.translation, **f32)[None]
+    return case.focal, pp, R, torch.as_tensor(case.translation, **f32)[None]
 
 
 def dense_oracle(model, case, face_idx: np.ndarray, iters: int, prior: float):
@@ -103,14 +100,13 @@ def main() -> int:
 
     model = morphable_models.load(args.model)
     face_idx = face_vertex_indices(model)
-    mean = model.mean[: model.num_mesh_vertices].cpu().numpy()
     rows: List[str] = []
     ratios, rmss = [], []
     shifts = {"0.25 px": (0.25, 1.0), "0.5 px": (0.5, 1.0), "1 % scale": (0.0, 1.01)}
     ious = {k: [] for k in shifts}
     for i in range(args.cases):
         case = random_case(model, args.seed0 + i, preset=EXTREME_PRESETS[i % len(EXTREME_PRESETS)], size=args.size)
-        base = aligned_vertex_error(mean[face_idx], case.vertices_model[face_idx], model.mm_per_unit)
+        base = mean_face_error(model, case, face_idx)
         err, rms = dense_oracle(model, case, face_idx, args.iters, args.prior)
         ratios.append(err / base)
         rmss.append(rms)

@@ -53,6 +53,13 @@ def model_to_camera(points: Tensor, R: Tensor, t: Tensor) -> Tensor:
     return torch.einsum("bij,bvj->bvi", R, points * flip) + t.unsqueeze(1)
 
 
+def _batch_size(points_cam: Tensor) -> int:
+    """B of [B, V, 3] camera-space points; ValueError for any other shape."""
+    if points_cam.dim() != 3 or points_cam.shape[-1] != 3:
+        raise ValueError(f"points_cam must be [B, V, 3], got {tuple(points_cam.shape)}")
+    return points_cam.shape[0]
+
+
 def _per_batch(value: Union[Tensor, float], B: int, like: Tensor, name: str) -> Tensor:
     """A scalar or [B] tensor -> [B, 1, 1] on like's device/dtype."""
     v = torch.as_tensor(value, device=like.device, dtype=like.dtype)
@@ -86,9 +93,7 @@ def project_perspective(
     Returns:
         [B, V, 2] pixels (x, y).
     """
-    if points_cam.dim() != 3 or points_cam.shape[-1] != 3:
-        raise ValueError(f"points_cam must be [B, V, 3], got {tuple(points_cam.shape)}")
-    B = points_cam.shape[0]
+    B = _batch_size(points_cam)
     f = _per_batch(focal, B, points_cam, "focal")
     z = points_cam[..., 2:3].clamp_min(z_min)
     return f * points_cam[..., :2] / z + _principal(principal, B, points_cam)
@@ -104,9 +109,7 @@ def project_weak(points_cam: Tensor, scale: Union[Tensor, float], principal: Ten
     Returns:
         [B, V, 2] pixels (x, y).
     """
-    if points_cam.dim() != 3 or points_cam.shape[-1] != 3:
-        raise ValueError(f"points_cam must be [B, V, 3], got {tuple(points_cam.shape)}")
-    B = points_cam.shape[0]
+    B = _batch_size(points_cam)
     s = _per_batch(scale, B, points_cam, "scale")
     return s * points_cam[..., :2] + _principal(principal, B, points_cam)
 
