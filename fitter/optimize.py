@@ -101,9 +101,9 @@ class Fitter:
         tri_lab = triangle_labels(self.all_triangles, m.part_labels())
         self.tri_labels = tri_lab
         self.part_triangles = [self.all_triangles[tri_lab == p + 1] for p in range(len(PART_NAMES))]
-        self.part_vertices = [m.parts[name] for name in PART_NAMES]
         idx_lists = []
-        for name, idx in zip(PART_NAMES, self.part_vertices):
+        for name in PART_NAMES:
+            idx = m.parts[name]
             cap = cfg.max_skin_points if name == "skin" else cfg.max_part_points
             if idx.numel() > cap:
                 keep = L.farthest_point_sample(m.mean[idx], cap)
@@ -135,7 +135,7 @@ class Fitter:
         V = m.mean.shape[0]
         tris, owners, skin_flags = [], [], []
         for p, name in enumerate(PART_NAMES):
-            full, keep = self.part_vertices[p], kept[p]
+            full, keep = m.parts[name], kept[p]
             pos = torch.full((V,), -1, dtype=torch.long, device=self.device)
             if full.numel() and keep.numel():
                 near = torch.empty(full.numel(), dtype=torch.long, device=self.device)
