@@ -132,10 +132,11 @@ class LossContext:
         target: the batched targets.
         id_coeffs [B, K_id], exp_coeffs [B, K_exp]: current coefficients.
         points_cam [B, V, 3]: camera-space points; points_img [B, V, 2]: projected, crop pixels.
-        visible [B, V] bool: z-buffer visibility (refreshed every few iterations).
+        visible [B, V] bool: z-buffer visibility (refreshed every few iterations); None in a
+            stage of :data:`VISIBILITY_FREE_TERMS` only.
         landmark_index [B, 68]: model point of each landmark after contour marching.
         pred_points [B, P, N, 2] / pred_valid [B, P, N]: predicted part point sets (visible, not
-            under an occluder, skin below the forehead cut).
+            under an occluder, skin below the forehead cut; pred_valid None with ``visible``).
         part_weights [B, P]: w_p times 0 for parts absent from the target.
         part_triangles: per part, [F_p, 3] triangles (for the soft silhouettes).
         albedo [B, V, 3] or None, sh [B, 9, 3] or None: photometric state.
@@ -147,18 +148,16 @@ class LossContext:
     exp_coeffs: Tensor
     points_cam: Tensor
     points_img: Tensor
-    visible: Tensor
+    visible: Optional[Tensor]
     landmark_index: Tensor
     pred_points: Tensor
-    pred_valid: Tensor
+    pred_valid: Optional[Tensor]
     part_weights: Tensor
     part_triangles: List[Tensor]
     mask_resolution: int = 64
     albedo: Optional[Tensor] = None
     sh: Optional[Tensor] = None
     landmark_weights: Optional[Tensor] = None
-    #: number of real (unpadded) predicted points of each part; None = use the padded size.
-    part_sizes: Optional[List[int]] = None
     #: [B, P, N] image-area weights of the predicted points in PRDL's f_ave; None = plain mean.
     pred_weights: Optional[Tensor] = None
     #: [B, P, N] bool, True where the rendered fit shows the point's part within a pixel (None =
@@ -169,22 +168,14 @@ class LossContext:
     def prdl_parts(self) -> Tensor:
         """[B, P] unweighted PRDL of each part, computed once per context.
 
-        Each part is evaluated on its own unpadded point set, so the cost is |A|·Σ_p N_p distance
+        :func:`fitter.losses.prdl_part_losses` compacts each part to its valid points and
+        describes parts of similar size in one call, so the cost is about |A|·Σ_p N_p distance
         pairs rather than |A|·P·max_p N_p.
         """
         if self._prdl_parts is None:
             t = self.target
-            cols = []
-            for p in range(self.pred_points.shape[1]):
-                n = self.part_sizes[p] if self.part_sizes is not None else self.pred_points.shape[2]
-                w = None if self.pred_weights is None else self.pred_weights[:, p : p + 1, :n]
-                cols.append(
-                    L.prdl_part_losses(
-                        self.pred_points[:, p : p + 1, :n], self.pred_valid[:, p : p + 1, :n],
-                        t.desc[:, p : p + 1], t.anchors, pred_weights=w,
-                    )
-                )
-            self._prdl_parts = torch.cat(cols, 1)
+            self._prdl_parts = L.prdl_part_losses(self.pred_points, self.pred_valid, t.desc, t.anchors,
+                                                  pred_weights=self.pred_weights)
         return self._prdl_parts
 
     def landmarks_img(self) -> Tensor:
@@ -255,3 +246,7 @@ TERMS: Dict[str, Callable[[LossContext], Tensor]] = {
 
 #: terms that compare predicted part point sets with the target's (they use pred_points).
 POINT_SET_TERMS = ("prdl", "icp_t2p", "icp_p2t", "chamfer", "dcd")
+
+#: terms that use neither visibility nor the part point sets (a stage of only these skips the
+#: z-buffer: the rigid stage).
+VISIBILITY_FREE_TERMS = ("lmk", "id_prior", "exp_prior")

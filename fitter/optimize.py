@@ -31,10 +31,10 @@ from fitter.config import FitConfig, resolve_device
 from fitter.errors import FitError, NoFaceError
 from fitter.geometry.camera import model_to_camera, project_perspective, project_weak
 from fitter.geometry.areas import lumped_point_weights, triangle_areas_2d
-from fitter.geometry.raster import label_support, rasterize_labels, triangle_labels
+from fitter.geometry.raster import face_labels, label_support, triangle_labels
 from fitter.geometry.rotation import matrix_to_euler, matrix_to_rotation_6d, rotation_6d_to_matrix
 from fitter.geometry.visibility import zbuffer_visibility
-from fitter.objective import POINT_SET_TERMS, TERMS, LossContext, TargetBatch, collate_targets, prdl_per_part
+from fitter.objective import POINT_SET_TERMS, TERMS, VISIBILITY_FREE_TERMS, LossContext, TargetBatch, collate_targets, prdl_per_part
 from fitter.result import Camera, FitResult, LossHistory
 from fitter.targets.types import Targets
 from morphable_models.model import PART_NAMES, MorphableModel
@@ -63,6 +63,25 @@ class _Params:
         return [self.z_id, self.z_exp, self.rot6d, self.trans_xy, self.log_depth]
 
 
+def _fall_back_when_empty(valid: Tensor, *wider: Tensor) -> Tensor:
+    """[B, P, N] part point masks where a part the target shows but the fit hides entirely takes
+    the next wider mask instead (``wider[-1]`` is the target-presence [B, P] mask).
+
+    Without this, an emptied part (the far eye turned behind the nose, an eye closed by the
+    expression) has descriptors of 0: its PRDL is a constant Σ Γ*² with no gradient, and nothing
+    brings the part back. Its hidden points still project near where they would show, so they
+    give PRDL the gradient that pulls the part into view.
+    """
+    *masks, present = wider
+    out = valid
+    for mask in masks:
+        empty = ~out.any(-1) & present  # [B, P]
+        if not bool(empty.any()):
+            break
+        out = torch.where(empty.unsqueeze(-1), mask, out)
+    return out
+
+
 @dataclass
 class _Visibility:
     """What the camera sees of the current fit (refreshed every ``visibility_every`` iterations).
@@ -71,7 +90,7 @@ class _Visibility:
     shows the point's part within a pixel of it (None = not computed).
     """
 
-    points: Tensor
+    points: Optional[Tensor]  # None until a stage that needs it has run
     support: Optional[Tensor] = None
 
 
@@ -110,7 +129,6 @@ class Fitter:
                 idx = idx[keep]
             idx_lists.append(idx)
         n = max(1, max(i.numel() for i in idx_lists))
-        self.part_sizes = [int(i.numel()) for i in idx_lists]
         self.part_index = torch.zeros(len(PART_NAMES), n, dtype=torch.long, device=self.device)
         self.part_index_valid = torch.zeros(len(PART_NAMES), n, dtype=torch.bool, device=self.device)
         for p, idx in enumerate(idx_lists):
@@ -258,7 +276,7 @@ class Fitter:
             self._run_stage(stage, terms, n_iter, tensors, params, colour, tb, state, progress, total_iters)
 
         with torch.no_grad():
-            ctx, values, _ = self._evaluate(params, colour, tb, active, state.visible, refresh_visibility=True)
+            ctx, values, _ = self._evaluate(params, colour, tb, active, state.visible, refresh_visibility=True, parts=True)
         seconds = time.perf_counter() - t0
         return [self._result(b, params, ctx, values, tb, targets[b], state, seconds) for b in range(B)]
 
@@ -350,8 +368,12 @@ class Fitter:
             return project_perspective(points_cam, self._focal, self._principal)
         return project_weak(points_cam, params.log_depth.exp().squeeze(-1), self._principal)
 
-    def _evaluate(self, params, colour, tb: TargetBatch, terms: Dict[str, float], visible, refresh_visibility):
-        """One forward pass: returns (LossContext, unweighted term values {name: [B]}, weighted total [B])."""
+    def _evaluate(self, params, colour, tb: TargetBatch, terms: Dict[str, float], visible, refresh_visibility,
+                  parts: Optional[bool] = None):
+        """One forward pass: returns (LossContext, unweighted term values {name: [B]}, weighted total [B]).
+
+        ``parts``: compute visibility and the part point sets (None = only when a term needs them).
+        """
         m = self.model
         id_c, exp_c = self._coeffs(params)
         verts = m.vertices(id_c, exp_c)
@@ -359,33 +381,41 @@ class Fitter:
         pts_cam = model_to_camera(verts, R, t)
         pts_img = self._project(pts_cam, params)
         W, H = tb.size
-        if visible is None or refresh_visibility:
+        needs_parts = parts if parts is not None else any(
+            w > 0 and n not in VISIBILITY_FREE_TERMS for n, w in terms.items())
+        if needs_parts and (visible is None or visible.points is None or refresh_visibility):
             with torch.no_grad():
-                vis = zbuffer_visibility(pts_img.detach(), pts_cam[..., 2].detach(), self.all_triangles, (W, H))
+                vis, face = zbuffer_visibility(pts_img.detach(), pts_cam[..., 2].detach(), self.all_triangles, (W, H),
+                                               return_faces=True)
                 support = None
                 if self.config.support_radius >= 0:
-                    labels = rasterize_labels(pts_img.detach(), pts_cam[..., 2].detach(), self.all_triangles,
-                                              self.tri_labels, (W, H))
+                    labels = face_labels(face, self.tri_labels)  # the z-buffer's own triangle map
                     support = label_support(labels, pts_img.detach()[:, self.part_index], self.config.support_radius)
                 visible = _Visibility(vis, support)
         with torch.no_grad():
             lmk_index = L.march_contour_landmarks(pts_img.detach(), m.contour_candidates, m.landmarks68)
-            kept, below = self._vertex_valid(pts_img.detach(), visible.points, tb)
-            pred_valid = self.part_index_valid.unsqueeze(0) & kept[:, self.part_index]
-            if visible.support is not None:
-                pred_valid &= visible.support
-            skin = PART_NAMES.index("skin")
-            pred_valid[:, skin] &= below[:, self.part_index[skin]]
-            pred_weights = None
-            if self.config.point_weights == "area" and terms.get("prdl", 0) > 0:
-                pred_weights = self._area_weights(pts_img.detach(), kept, below) * pred_valid
+        pred_valid = pred_weights = None
+        if needs_parts:
+            with torch.no_grad():
+                kept, below = self._vertex_valid(pts_img.detach(), visible.points, tb)
+                skin = PART_NAMES.index("skin")
+                real = self.part_index_valid.unsqueeze(0).expand(len(below), -1, -1).clone()
+                real[:, skin] &= below[:, self.part_index[skin]]
+                pred_valid = real & kept[:, self.part_index]
+                if visible.support is not None:
+                    pred_valid &= visible.support
+                pred_valid = _fall_back_when_empty(pred_valid, real & kept[:, self.part_index], real, tb.part_present)
+                if self.config.point_weights == "area" and terms.get("prdl", 0) > 0:
+                    pred_weights = self._area_weights(pts_img.detach(), kept, below) * pred_valid
+        elif visible is None:
+            visible = _Visibility(None, None)
         pred_points = pts_img[:, self.part_index]
         part_weights = tb.part_present.to(pts_img.dtype) * self.part_weight_cfg
         ctx = LossContext(
             model=m, target=tb, id_coeffs=id_c, exp_coeffs=exp_c, points_cam=pts_cam, points_img=pts_img,
             visible=visible.points, landmark_index=lmk_index, pred_points=pred_points, pred_valid=pred_valid,
             part_weights=part_weights, part_triangles=self.part_triangles, landmark_weights=self.landmark_weights,
-            part_sizes=self.part_sizes, pred_weights=pred_weights, part_support=visible.support,
+            pred_weights=pred_weights, part_support=visible.support,
         )
         if colour:
             gain, ctx.sh = colour

@@ -153,3 +153,20 @@ def test_unknown_loss_name_is_rejected():
 def test_expression_presets_use_model_names(model):
     exp = expression_vector(model, "eyes_closed")
     assert exp[model.exp_index("eyeBlink_L")] == 1.0 and exp.sum() == 2.0
+
+
+def test_a_part_the_fit_hides_falls_back_to_its_hidden_points():
+    """An emptied predicted part that the target shows takes the next wider mask (so PRDL keeps a
+    gradient for it); parts absent from the target, or with points left, are untouched."""
+    from fitter.optimize import _fall_back_when_empty
+
+    valid = torch.tensor([[[True, False], [False, False], [False, False]]])  # [B=1, P=3, N=2]
+    visible = torch.tensor([[[True, True], [False, False], [True, False]]])
+    real = torch.ones(1, 3, 2, dtype=torch.bool)
+    present = torch.tensor([[True, True, True]])
+    out = _fall_back_when_empty(valid, visible, real, present)
+    assert out[0, 0].tolist() == [True, False]  # had a point: unchanged
+    assert out[0, 1].tolist() == [True, True]  # hidden entirely: all its points
+    assert out[0, 2].tolist() == [True, False]  # empty after the support test: the visible ones
+    absent = _fall_back_when_empty(valid, visible, real, torch.tensor([[True, False, False]]))
+    assert torch.equal(absent, valid)

@@ -12,7 +12,7 @@ from fitter.losses import (
     prdl_loss,
     prdl_part_losses,
 )
-from fitter.losses.prdl import PrdlDescriptorsFn
+from fitter.losses.prdl import PrdlDescriptorsFn, _hull_candidates
 
 
 def brute_force(points: np.ndarray, anchors: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -83,6 +83,71 @@ def test_gradient_matches_naive_float32_medium():
     assert torch.allclose(ours, ref, atol=1e-4)
     assert torch.allclose(g_ours, g_ref, atol=1e-4, rtol=1e-4)
     assert (g_ours[~valid] == 0).all()
+
+
+@pytest.mark.parametrize("keep", [0, 1 << 30])
+def test_kept_and_recomputed_distances_give_the_same_gradient(keep):
+    torch.manual_seed(5)
+    pts = (torch.rand(3, 400, 2) * 224).requires_grad_(True)
+    valid = torch.rand(3, 400) > 0.3
+    w = torch.rand(3, 400)
+    anchors = make_anchors((12, 12), (224, 224))
+    g = torch.randn(3, 144, 3)
+    ours = prdl_descriptors(pts, anchors, valid, chunk_size=50, weights=w, keep_pairs=keep)
+    (g_ours,) = torch.autograd.grad(ours, pts, g)
+    ref = prdl_descriptors_naive(pts, anchors, valid, weights=w)
+    (g_ref,) = torch.autograd.grad(ref, pts, g)
+    assert torch.allclose(ours, ref, atol=1e-4)
+    assert torch.allclose(g_ours, g_ref, atol=1e-4, rtol=1e-4)
+
+
+def test_grid_and_general_anchor_paths_agree():
+    """make_anchors' grid takes the separable path; the same anchors shuffled take the product path."""
+    from fitter.losses.prdl import _grid_axes
+
+    torch.manual_seed(6)
+    anchors = make_anchors((9, 7), (64, 48), dtype=torch.float64)
+    perm = torch.randperm(anchors.shape[0])
+    assert _grid_axes(anchors) is not None and _grid_axes(anchors[perm]) is None
+    pts = (torch.rand(2, 150, 2, dtype=torch.float64) * 64).requires_grad_(True)
+    valid = torch.rand(2, 150) > 0.2
+    g = torch.randn(2, anchors.shape[0], 3, dtype=torch.float64)
+    grid = prdl_descriptors(pts, anchors, valid, chunk_size=20)
+    (g_grid,) = torch.autograd.grad(grid, pts, g)
+    general = prdl_descriptors(pts, anchors[perm], valid, chunk_size=20)
+    (g_general,) = torch.autograd.grad(general, pts, g[:, perm])
+    assert torch.allclose(grid[:, perm], general, atol=1e-9)
+    assert torch.allclose(g_grid, g_general, atol=1e-9)
+    assert torch.autograd.gradcheck(lambda x: prdl_descriptors(x, anchors[perm][:30], valid, keep_pairs=0), (pts,))
+
+
+def test_hull_candidates_contain_every_hull_vertex():
+    from scipy.spatial import ConvexHull
+
+    rng = np.random.default_rng(0)
+    sets = [rng.normal(size=(300, 2)) * [40, 15],  # ellipse-like cloud
+            rng.uniform(0, 50, size=(200, 2)).round(),  # integer pixels: many collinear hull points
+            np.c_[np.cos(np.linspace(0, 6.2, 90)), np.sin(np.linspace(0, 6.2, 90))] * 30]  # all on the hull
+    for pts in sets:
+        cand = _hull_candidates(torch.tensor(pts[None], dtype=torch.float64), torch.ones(1, len(pts), dtype=torch.bool))[0]
+        hull = ConvexHull(pts).vertices
+        assert cand[hull].all()
+        if len(pts) >= 200:
+            assert cand.sum() < len(pts) / 2  # and it prunes
+    # degenerate sets: one point, repeated points, collinear points, an invalid-only set
+    one = torch.tensor([[[3.0, 4.0], [3.0, 4.0], [9.0, 9.0]]])
+    assert _hull_candidates(one, torch.tensor([[True, True, False]])).any()
+    line = torch.tensor([[[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]])
+    assert _hull_candidates(line, torch.ones(1, 3, dtype=torch.bool))[0, [0, 2]].all()
+    assert not _hull_candidates(one, torch.zeros(1, 3, dtype=torch.bool)).any()
+
+
+def test_farthest_point_is_exact_on_degenerate_sets():
+    anchors = make_anchors((5, 5), (10, 10), dtype=torch.float64)
+    for pts in ([[2.0, 2.0]], [[2.0, 2.0]] * 4, [[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 3.0]],
+                [[0.0, 0.0], [4.0, 0.0], [4.0, 4.0], [0.0, 4.0], [2.0, 2.0]]):
+        x = torch.tensor([pts], dtype=torch.float64)
+        assert torch.allclose(prdl_descriptors(x, anchors), prdl_descriptors_naive(x, anchors))
 
 
 def test_saved_tensors_are_linear_in_anchors_plus_points():

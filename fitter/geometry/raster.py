@@ -54,6 +54,11 @@ def rasterize_labels(
     if tri_labels.shape != triangles.shape[:1]:
         raise ValueError(f"tri_labels must be [F] = [{triangles.shape[0]}], got {tuple(tri_labels.shape)}")
     _, face = rasterize_depth(points_img, depth, triangles, size)
+    return face_labels(face, tri_labels)
+
+
+def face_labels(face: Tensor, tri_labels: Tensor) -> Tensor:
+    """Label map [B, H, W] long from a nearest-triangle map [B, H, W] (-1 = none -> label 0)."""
     lab = tri_labels.to(device=face.device, dtype=torch.long)
     return torch.where(face >= 0, lab[face.clamp_min(0)], torch.zeros_like(face))
 

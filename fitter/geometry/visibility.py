@@ -12,7 +12,7 @@ or if it is a corner of that triangle.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -28,7 +28,8 @@ def zbuffer_visibility(
     tol: Optional[float] = None,
     samples_per_edge: Optional[int] = None,
     margin: float = 0.1,
-) -> Tensor:
+    return_faces: bool = False,
+) -> Union[Tensor, Tuple[Tensor, Tensor]]:
     """Visibility of every vertex under self-occlusion.
 
     Args:
@@ -42,8 +43,12 @@ def zbuffer_visibility(
         margin: the buffer extends this fraction of max(W, H) beyond each image border, so
             vertices just outside the image still get occlusion tested. Vertices outside the
             extended buffer are reported visible (nothing is known to hide them).
+        return_faces: also return the z-buffer's nearest-triangle map of the image itself.
     Returns:
-        [B, V] bool, True = visible. Computed under ``torch.no_grad``.
+        [B, V] bool, True = visible; with ``return_faces`` also [B, H, W] long, the nearest
+        triangle at each pixel centre (-1 = none), the same map as
+        :func:`fitter.geometry.zbuffer.rasterize_depth` gives (so label maps come free).
+        Computed under ``torch.no_grad``.
     """
     _check_mesh(points_img, depth, triangles)
     W, H = int(size[0]), int(size[1])
@@ -88,7 +93,10 @@ def zbuffer_visibility(
         z_surface = torch.maximum(z_pix, torch.nan_to_num(z_plane, nan=-float("inf")))
         own = (corners == torch.arange(V, device=depth.device).view(1, V, 1)).any(dim=-1)
         visible = (depth <= z_surface + tol_b) | own | ~covered | ~inside
-        return visible & torch.isfinite(depth)
+        visible &= torch.isfinite(depth)
+        if return_faces:
+            return visible, face[:, m : m + H, m : m + W]
+        return visible
 
 
 def _plane_depth(cxy: Tensor, cz: Tensor, p: Tensor) -> Tensor:

@@ -19,7 +19,15 @@ argmax kept from the forward pass), whose gradient is the unit vector (c − a)/
 gradient on point c is Σ_i g_i (c − a_i)/‖c − a_i‖ / n, recomputed chunk by chunk. So the
 autograd graph holds the inputs plus O(|A|) indices per point set (see :class:`PrdlDescriptorsFn`),
 instead of the O(|A|·N) tensors that ``torch`` autograd of the naive formula keeps
-(:func:`prdl_descriptors_naive`, kept for tests and the benchmark).
+(:func:`prdl_descriptors_naive`, kept for tests and the benchmark). Below a budget
+(``DEFAULT_KEEP_BUDGET`` pairs per call, the size of a fit's parts) the distances are kept for
+the backward pass instead, which trades 32 MiB at most for not computing them twice.
+
+Speed. On the regular anchor grid the squared distances are one broadcast sum of per-column
+and per-row tables (any other anchors: one matrix product of augmented rows); f_ave uses d² ·
+rsqrt(d²), whose rsqrt the backward pass reuses; the nearest point comes from block minima; f_max
+is searched only among the points that may be convex-hull vertices (the farthest point of a set
+from anywhere is one), found by Akl–Toussaint pruning.
 """
 from __future__ import annotations
 
@@ -34,6 +42,17 @@ DIST_EPS = 1e-9
 #: Default budget of anchor × point pairs evaluated at once (elements of one float tensor; the
 #: forward/backward hold about five such temporaries). 1 M pairs was as fast as larger chunks on CPU.
 DEFAULT_PAIR_BUDGET = 1 << 20
+
+#: Up to this many anchor × point pairs per call (32 MiB of float32), the forward pass keeps its
+#: distances for the backward pass instead of recomputing them (about 2× faster on CPU); above
+#: it, memory stays O(chunk · N) as described above.
+DEFAULT_KEEP_BUDGET = 1 << 23
+
+#: Distance (pixels) at which padding / invalid points are put in the squared-distance tables.
+_FAR = 1e6
+
+#: Block of points in the two-level argmin (point sets are padded to a multiple of it).
+_BLOCK = 32
 
 
 # --------------------------------------------------------------------------- anchors and sampling
@@ -129,77 +148,171 @@ def _chunk(chunk_size: Optional[int], M: int, N: int, A: int) -> int:
     return max(1, min(A, DEFAULT_PAIR_BUDGET // max(1, M * N)))
 
 
-def _distances(pts: Tensor, anc: Tensor) -> Tensor:
-    """[M, c, N] Euclidean distances from anchors [c, 2] to points [M, N, 2].
+class _SquaredDistances:
+    """Squared anchor-to-point distances [M, c, N] (at least DIST_EPS²), chunk by chunk of anchors.
 
-    Written as ‖a‖² + ‖p‖² − 2 a·p (one batched matrix product) on coordinates centred on the
-    anchors, so that float32 keeps about 1e-3 px; the squared form is clamped at 0.
+    Two ways, same result: when the anchors are a full row-major grid (what
+    :func:`make_anchors` makes, detected by :func:`_grid_axes`), d² = (x_j − p_x)² + (y_i − p_y)²
+    is one broadcast sum of two small tables [M, gw, N] and [M, gh, N] (exact, and cheaper than
+    a product); otherwise ‖a‖² + ‖p‖² − 2 a·p is one matrix product of augmented rows
+    (x, y, ‖p‖², 1) · (−2a_x, −2a_y, 1, ‖a‖²), clamped at 0 (good to about 1e-3 px in float32
+    on coordinates centred on the anchors). Invalid points are put ``_FAR`` px from every anchor
+    (never the nearest; their f_ave weight is 0). Chunks hold whole grid rows.
     """
-    a2 = anc.square().sum(-1)  # [c]
-    p2 = pts.square().sum(-1)  # [M, N]
-    cross = torch.matmul(pts, anc.t()).transpose(1, 2)  # [M, c, N]
-    d2 = cross.mul_(-2.0).add_(a2.view(1, -1, 1)).add_(p2.unsqueeze(1))
-    return d2.clamp_min_(0.0).sqrt_()
+
+    def __init__(self, pts_c: Tensor, val: Tensor, anc_c: Tensor, chunk: int):
+        self.A = anc_c.shape[0]
+        axes = _grid_axes(anc_c)
+        far2 = _FAR * _FAR
+        if axes is not None:
+            xs, ys = axes
+            self.gw = xs.numel()
+            dx2 = (pts_c[..., 0].unsqueeze(1) - xs.view(1, -1, 1)).square_()  # [M, gw, N]
+            self.dx2 = dx2.masked_fill_(~val.unsqueeze(1), far2)
+            # + DIST_EPS²: d² is a sum of squares (never negative), so this replaces the clamp
+            self.dy2 = (pts_c[..., 1].unsqueeze(1) - ys.view(1, -1, 1)).square_().add_(DIST_EPS * DIST_EPS)
+            self.step = max(1, chunk // self.gw) * self.gw
+        else:
+            self.gw = 0
+            p2 = torch.where(val, pts_c.square().sum(-1), torch.full_like(pts_c[..., 0], far2))
+            self.pts_aug = torch.cat([pts_c, p2.unsqueeze(-1), torch.ones_like(p2).unsqueeze(-1)], -1).transpose(1, 2)
+            self.anc_aug = torch.cat([-2.0 * anc_c, torch.ones_like(anc_c[:, :1]),
+                                      anc_c.square().sum(-1, keepdim=True)], dim=-1)
+            self.step = max(1, chunk)
+
+    def ranges(self):
+        return [(s, min(self.A, s + self.step)) for s in range(0, self.A, self.step)]
+
+    def chunk(self, s: int, e: int) -> Tensor:
+        if self.gw:
+            r0, r1 = s // self.gw, e // self.gw
+            M, _, N = self.dx2.shape
+            return (self.dy2[:, r0:r1, None, :] + self.dx2[:, None, :, :]).view(M, e - s, N)
+        return torch.matmul(self.anc_aug[s:e], self.pts_aug).clamp_min_(DIST_EPS * DIST_EPS)
+
+
+def _grid_axes(anc: Tensor) -> Optional[Tuple[Tensor, Tensor]]:
+    """(xs [gw], ys [gh]) when ``anc`` [A, 2] is the row-major grid of those axes (y outer, x
+    inner, as :func:`make_anchors` makes), else None."""
+    A = anc.shape[0]
+    if A < 2:
+        return None
+    gw = int((anc[:, 1] == anc[0, 1]).cumprod(0).sum())  # length of the first row
+    if gw < 1 or A % gw:
+        return None
+    xs, ys = anc[:gw, 0], anc[::gw, 1]
+    grid = torch.stack([xs.repeat(A // gw), ys.repeat_interleave(gw)], dim=-1)
+    return (xs, ys) if torch.equal(grid, anc) else None
+
+
+def _argmin_last(x: Tensor, block: int) -> Tensor:
+    """argmin over the last dim of x [M, c, N] (N a multiple of ``block``), first occurrence,
+    as torch.argmin but through block minima (``amin`` is far faster than ``argmin`` on CPU):
+    the first block holding the minimum, then the first position in that block."""
+    M, c, N = x.shape
+    xb = x.view(M, c, N // block, block)
+    b = xb.amin(dim=-1).argmin(dim=-1)  # [M, c]
+    inner = xb.gather(2, b.view(M, c, 1, 1).expand(M, c, 1, block)).squeeze(2).argmin(dim=-1)
+    return b * block + inner
+
+
+def _hull_candidates(pts: Tensor, val: Tensor, directions: int = 32) -> Tensor:
+    """[M, N] bool: a superset of the convex-hull vertices of every valid point set.
+
+    The farthest point of a set from any location is a vertex of the set's convex hull, so f_max
+    only needs these points. Akl–Toussaint pruning: the extreme points in ``directions``
+    directions span a convex polygon inside the hull; a point strictly inside that polygon is no
+    hull vertex and is dropped. Exact up to float rounding at the polygon's edges (a point there
+    is at most a rounding error beyond it); what is left is the ring of
+    points near the boundary (typically a few per cent of a face part).
+    """
+    M, N, _ = pts.shape
+    ang = torch.arange(directions, device=pts.device, dtype=pts.dtype) * (2.0 * torch.pi / directions)
+    dirs = torch.stack([ang.cos(), ang.sin()], dim=0)  # [2, K], counter-clockwise
+    proj = torch.matmul(pts, dirs).masked_fill_(~val.unsqueeze(-1), -float("inf"))  # [M, N, K]
+    ext_idx = proj.argmax(dim=1)  # [M, K]
+    ext = pts.gather(1, ext_idx.unsqueeze(-1).expand(M, directions, 2))  # [M, K, 2]
+    edge = ext.roll(-1, dims=1) - ext  # [M, K, 2]
+    # cross(edge_k, p − ext_k) = p · (−e_y, e_x) − cross(edge_k, ext_k): > 0 left of (inside) edge k
+    normal = torch.stack([-edge[..., 1], edge[..., 0]], dim=1)  # [M, 2, K]
+    offset = edge[..., 0] * ext[..., 1] - edge[..., 1] * ext[..., 0]  # [M, K]
+    cross = torch.matmul(pts, normal) - offset.unsqueeze(1)  # [M, N, K]
+    degenerate = (edge == 0).all(-1).unsqueeze(1)  # repeated extreme: no edge
+    inside = ((cross > 0) | degenerate).all(-1)
+    inside.scatter_(1, ext_idx, False)  # the extremes themselves (all of a one-point polygon)
+    return val & ~inside
 
 
 class PrdlDescriptorsFn(torch.autograd.Function):
     """(f_min, f_max, f_ave) of anchor-to-point distances with an analytic, chunked backward.
 
     f_ave is the mean weighted by ``wts`` [M, N] (0 for invalid points; the valid mask as floats
-    gives the paper's plain mean). Saved for backward: the inputs (points [M, N, 2], anchors,
-    weights) and, per point set, the argmin/argmax point index of every anchor ([M, A] long each)
-    and the valid count and weight sum [M] —
-    O(M·(A + N)) memory, never an [A, N] tensor. Gradient w.r.t. points only (anchors and the mask
-    get none). Not twice differentiable.
+    gives the paper's plain mean). f_max is searched among :func:`_hull_candidates` only.
+    Saved for backward: the inputs (points [M, N, 2], anchors, weights) and, per point set, the
+    argmin/argmax point index of every anchor ([M, A] long each) and the weight sum [M] —
+    O(M·(A + N)) memory — plus, only while M·A·N <= ``keep``, the distance chunks themselves
+    (then the backward reuses them instead of recomputing). Gradient w.r.t. points only
+    (anchors and the mask get none). Not twice differentiable.
     """
 
     @staticmethod
-    def forward(ctx, pts: Tensor, anc: Tensor, val: Tensor, wts: Tensor, chunk: int) -> Tensor:  # type: ignore[override]
+    def forward(ctx, pts: Tensor, anc: Tensor, val: Tensor, wts: Tensor, chunk: int, keep: int = 0) -> Tensor:  # type: ignore[override]
         M, N, _ = pts.shape
         A = anc.shape[0]
         centre = anc.mean(0) if A else anc.new_zeros(2)
-        pts_c, anc_c = pts - centre, anc - centre
         out = pts.new_zeros(M, A, 3)
         arg_min = torch.zeros(M, A, dtype=torch.long, device=pts.device)
         arg_max = torch.zeros(M, A, dtype=torch.long, device=pts.device)
         count = val.sum(dim=1)  # [M]
         wsum = wts.sum(dim=1)  # [M]
         has = (count > 0).view(M, 1)
-        all_valid = bool(val.all()) if N > 0 else True
-        if N > 0:
-            inval = (~val).unsqueeze(1)  # [M, 1, N]
-            w_col = wts.unsqueeze(-1)  # [M, N, 1]
-            for s in range(0, A, chunk):
-                e = min(A, s + chunk)
-                d = _distances(pts_c, anc_c[s:e])
-                total = torch.bmm(d, w_col).squeeze(-1)
-                if not all_valid:
-                    d.masked_fill_(inval, float("inf"))
-                imin = d.argmin(dim=-1)
-                if not all_valid:
-                    d.masked_fill_(inval, -float("inf"))
-                imax = d.argmax(dim=-1)
-                out[:, s:e, 2] = total / wsum.clamp_min(1e-30).view(M, 1)
-                arg_min[:, s:e] = imin
-                arg_max[:, s:e] = imax
-            # f_min / f_max exactly from the selected points (the product form is good to ~1e-3 px)
+        kept = []
+        if N > 0 and A > 0:
+            # pad the sets to a multiple of the argmin block with invalid points (cheap: points,
+            # not pairs)
+            pad = -N % _BLOCK
+            pts_p = torch.nn.functional.pad(pts - centre, (0, 0, 0, pad))
+            val_p = torch.nn.functional.pad(val, (0, pad))
+            w_col = torch.nn.functional.pad(wts, (0, pad)).unsqueeze(-1)  # [M, Np, 1]
+            table = _SquaredDistances(pts_p, val_p, anc - centre, chunk)
+            store = M * A * N <= keep
+            for s, e in table.ranges():
+                d2 = table.chunk(s, e)  # [M, c, Np]
+                arg_min[:, s:e] = _argmin_last(d2, _BLOCK).clamp_max_(N - 1)  # (a set of no point: any)
+                inv = d2.rsqrt()  # 1 / d (d² >= DIST_EPS²), kept for the backward
+                d = d2.mul_(inv)
+                out[:, s:e, 2] = torch.bmm(d, w_col).squeeze(-1) / wsum.clamp_min(1e-30).view(M, 1)
+                if store:
+                    kept.append(inv)
+            # f_max: the farthest point is a hull vertex; search the (few) candidates only
+            pts_c = pts_p[:, :N]
+            hull = compact_index(_hull_candidates(pts_c, val))  # [M, h]
+            if hull.shape[1] > 0:
+                cand = pts_c.gather(1, hull.unsqueeze(-1).expand(-1, -1, 2))
+                d_far = (cand.unsqueeze(1) - (anc - centre).view(1, A, 1, 2)).square().sum(-1)  # [M, A, h]
+                d_far.masked_fill_(~val.gather(1, hull).unsqueeze(1), -1.0)
+                arg_max = hull.gather(1, d_far.argmax(dim=-1))
+            # f_min / f_max exactly from the selected points
             for col, idx in ((0, arg_min), (1, arg_max)):
                 sel = pts.gather(1, idx.unsqueeze(-1).expand(M, A, 2))
                 exact = (sel - anc.unsqueeze(0)).norm(dim=-1)
                 out[..., col] = torch.where(has, exact, torch.zeros_like(exact))
         ctx.save_for_backward(pts, anc, wts, arg_min, arg_max, count, wsum)
         ctx.chunk = chunk
+        ctx.kept = kept
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
         pts, anc, wts, arg_min, arg_max, count, wsum = ctx.saved_tensors
+        kept, ctx.kept = ctx.kept, []
         M, N, _ = pts.shape
         A = anc.shape[0]
         grad = torch.zeros_like(pts)
-        if N == 0 or not ctx.needs_input_grad[0]:
-            return grad, None, None, None, None
+        none = (None,) * 5
+        if N == 0 or A == 0 or not ctx.needs_input_grad[0]:
+            return (grad,) + none
         has = (count > 0).to(pts.dtype).view(M, 1)
         # f_min, f_max: d‖p − a‖/dp = (p − a)/‖p − a‖ at the selected point.
         for col, idx in ((0, arg_min), (1, arg_max)):
@@ -209,20 +322,34 @@ class PrdlDescriptorsFn(torch.autograd.Function):
             unit = diff / diff.norm(dim=-1, keepdim=True).clamp_min(DIST_EPS)
             grad.scatter_add_(1, idx.unsqueeze(-1).expand(M, A, 2), g.unsqueeze(-1) * unit)
         # f_ave: w_p Σ_i g_i (p − a_i)/‖p − a_i‖ / Σw = w_p (p Σ_i c_i − Σ_i c_i a_i) with
-        # c_i = g_i / ‖p − a_i‖, i.e. two reductions of [M, c, N] per anchor chunk.
+        # c_i = g_i / ‖p − a_i‖: one product of (g, g·a_x, g·a_y) [M, 3, c] with 1/d [M, c, N]
+        # per anchor chunk (1/d kept from the forward pass, or recomputed).
         g_ave = grad_out[..., 2] * has / wsum.clamp_min(1e-30).view(M, 1)  # [M, A]
         if bool((g_ave != 0).any()):
             centre = anc.mean(0)
             pts_c, anc_c = pts - centre, anc - centre
-            csum = torch.zeros_like(pts[..., 0])  # [M, N]
-            ca = torch.zeros_like(pts)  # [M, N, 2]
-            for s in range(0, A, ctx.chunk):
-                e = min(A, s + ctx.chunk)
-                c = _distances(pts_c, anc_c[s:e]).clamp_min_(DIST_EPS).reciprocal_().mul_(g_ave[:, s:e, None])
-                csum += c.sum(dim=1)
-                ca += torch.matmul(c.transpose(1, 2), anc_c[s:e])
-            grad += (pts_c * csum.unsqueeze(-1) - ca) * wts.unsqueeze(-1)  # wts is 0 for invalid points
-        return grad, None, None, None, None
+            pad = -N % _BLOCK
+            table = None if kept else _SquaredDistances(
+                torch.nn.functional.pad(pts_c, (0, 0, 0, pad)), torch.nn.functional.pad(wts > 0, (0, pad)), anc_c,
+                ctx.chunk)
+            ranges = table.ranges() if table is not None else _kept_ranges(kept)
+            acc = pts.new_zeros(M, 3, N + pad)  # rows: Σ c_i, Σ c_i a_x, Σ c_i a_y
+            for k, (s, e) in enumerate(ranges):
+                inv = kept[k] if kept else table.chunk(s, e).rsqrt_()
+                g = g_ave[:, s:e]  # [M, c]
+                lhs = torch.stack([g, g * anc_c[s:e, 0], g * anc_c[s:e, 1]], dim=1)  # [M, 3, c]
+                acc += torch.bmm(lhs, inv)
+            acc = acc[..., :N]
+            grad += (pts_c * acc[:, 0].unsqueeze(-1) - acc[:, 1:].transpose(1, 2)) * wts.unsqueeze(-1)
+        return (grad,) + none
+
+
+def _kept_ranges(kept):
+    out, s = [], 0
+    for t in kept:
+        out.append((s, s + t.shape[1]))
+        s += t.shape[1]
+    return out
 
 
 def prdl_descriptors(
@@ -231,6 +358,7 @@ def prdl_descriptors(
     valid: Optional[Tensor] = None,
     chunk_size: Optional[int] = None,
     weights: Optional[Tensor] = None,
+    keep_pairs: int = DEFAULT_KEEP_BUDGET,
 ) -> Tensor:
     """PRDL descriptor Γ: nearest, farthest and mean distance from each anchor to a point set.
 
@@ -244,6 +372,8 @@ def prdl_descriptors(
             A set whose valid weights sum to 0 falls back to the plain mean.
         chunk_size: anchors per chunk (memory ∝ chunk_size · N per point set); None picks one so
             that about ``DEFAULT_PAIR_BUDGET`` (1 M) distances are live at a time.
+        keep_pairs: while (sets × anchors × points) is at most this, the distances are kept for
+            the backward pass (faster); 0 = always recompute (memory O(chunk · N)).
     Returns:
         [..., A, 3] (f_min, f_max, f_ave) in pixels; all 0 for a set with no valid point.
         Differentiable w.r.t. ``points`` (analytic backward, see :class:`PrdlDescriptorsFn`).
@@ -253,7 +383,8 @@ def prdl_descriptors(
     if valid is not None:  # padding may hold anything (NaN, inf): make it harmless
         pts = torch.where(val.unsqueeze(-1), pts, torch.zeros_like(pts))
     wts = _ave_weights(weights, val, pts.dtype)
-    out = PrdlDescriptorsFn.apply(pts, anc, val, wts, _chunk(chunk_size, M, N, anc.shape[0]))
+    A = anc.shape[0]
+    out = PrdlDescriptorsFn.apply(pts, anc, val, wts, _chunk(chunk_size, M, N, A), int(keep_pairs))
     return out.reshape(*lead, anc.shape[0], 3)
 
 
@@ -352,16 +483,39 @@ def prdl_part_losses(
     if target_desc.shape != (B, P, A, 3):
         raise ValueError(f"target_desc must be [{B}, {P}, {A}, 3], got {tuple(target_desc.shape)}")
     valid = pred_valid.to(device=pred_points.device, dtype=torch.bool)
-    losses = []
-    for p in range(P):
-        idx = compact_index(valid[:, p])
-        pts_p = pred_points[:, p].gather(1, idx.unsqueeze(-1).expand(-1, -1, 2))
-        val_p = valid[:, p].gather(1, idx)
-        w_p = None if pred_weights is None else pred_weights[:, p].gather(1, idx)
-        desc = prdl_descriptors(pts_p, anchors, val_p, chunk_size=chunk_size, weights=w_p)  # [B, A, 3]
-        diff = desc - target_desc[:, p].to(device=desc.device, dtype=desc.dtype)
-        losses.append(diff.square().sum(dim=(-1, -2)) / A)
-    return torch.stack(losses, dim=1)
+    target = target_desc.to(device=pred_points.device, dtype=pred_points.dtype)
+    counts = valid.sum(dim=-1).amax(dim=0).tolist()  # [P] largest valid count per part
+    losses = pred_points.new_zeros(B, P)
+    for group in _size_groups(counts):
+        # the parts of a group are described in one call, padded to the group's largest part
+        pts, val, wts = [], [], []
+        n = max(1, max(counts[p] for p in group))
+        for p in group:
+            idx = compact_index(valid[:, p])
+            idx = torch.cat([idx, idx.new_zeros(B, n - idx.shape[1])], dim=1) if idx.shape[1] < n else idx
+            pad = torch.arange(n, device=idx.device) < counts[p]  # slots past the part's largest count
+            pts.append(pred_points[:, p].gather(1, idx.unsqueeze(-1).expand(-1, -1, 2)))
+            val.append(valid[:, p].gather(1, idx) & pad)
+            if pred_weights is not None:
+                wts.append(pred_weights[:, p].gather(1, idx))
+        desc = prdl_descriptors(torch.stack(pts, 1), anchors, torch.stack(val, 1), chunk_size=chunk_size,
+                                weights=torch.stack(wts, 1) if wts else None)  # [B, k, A, 3]
+        diff = desc - target[:, group]
+        losses = losses.index_copy(1, torch.tensor(group, device=losses.device), diff.square().sum(dim=(-1, -2)) / A)
+    return losses
+
+
+def _size_groups(counts, spread: float = 2.0):
+    """Parts grouped so that each group's largest point count is at most ``spread`` × its
+    smallest (bounded padding when a group is described in one call); largest first."""
+    order = sorted(range(len(counts)), key=lambda p: -counts[p])
+    groups = []
+    for p in order:
+        if groups and counts[p] * spread >= counts[groups[-1][0]]:
+            groups[-1].append(p)
+        else:
+            groups.append([p])
+    return groups
 
 
 def prdl_loss(
