@@ -42,17 +42,24 @@ def devices() -> List[str]:
     return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def fit_times(model, batches: List[int], iters: int, rigid: int) -> List[str]:
+def fit_times(model, batches: List[int], iters: int, rigid: int, repeats: int = 3) -> List[str]:
+    """Wall time of one batched fit per batch size; a batch of 1 is timed ``repeats`` times
+    (median and range: a shared VM's timings vary by ±20 %), larger batches once."""
     cases = [random_case(model, seed=i) for i in range(max(batches))]
-    lines = ["| device | batch | wall s | s per face |", "|---|---:|---:|---:|"]
+    lines = ["| device | batch | wall s | s per face | runs (s) |", "|---|---:|---:|---:|---|"]
     for dev in devices():
         for B in batches:
             fitter = Fitter(model, FitConfig(iters=iters, rigid_iters=rigid, device=dev))
             fitter.fit([cases[0].targets])  # warm-up (first-call allocations, kernels)
-            t0 = time.perf_counter()
-            fitter.fit([c.targets for c in cases[:B]])
-            wall = time.perf_counter() - t0
-            lines.append(f"| {dev} | {B} | {wall:.1f} | {wall / B:.2f} |")
+            walls = []
+            for _ in range(repeats if B == 1 else 1):
+                t0 = time.perf_counter()
+                fitter.fit([c.targets for c in cases[:B]])
+                if dev == "cuda":
+                    torch.cuda.synchronize()
+                walls.append(time.perf_counter() - t0)
+            wall = float(np.median(walls))
+            lines.append(f"| {dev} | {B} | {wall:.1f} | {wall / B:.2f} | {', '.join(f'{w:.1f}' for w in walls)} |")
             print(lines[-1], file=sys.stderr)
     return lines
 
@@ -115,7 +122,7 @@ def main() -> int:
     parts = [f"torch {torch.__version__}, {torch.get_num_threads()} threads, devices: {', '.join(devices())}.", ""]
     if "fit" not in args.skip:
         parts += [f"### Time per fit ({args.rigid_iters} rigid + {args.iters} main iterations, lmk + PRDL, Adam)", ""]
-        parts += fit_times(model, [1, 8] + ([64] if args.full else []), args.iters, args.rigid_iters) + [""]
+        parts += fit_times(model, [1, 8] + ([64] if args.full else []), args.iters, args.rigid_iters, args.repeats) + [""]
     if "prdl" not in args.skip:
         parts += [f"### PRDL forward + backward (median of {args.repeats})", ""] + prdl_times(args.repeats) + [""]
     if "opt" not in args.skip:
