@@ -317,3 +317,15 @@ def test_part_losses_compaction_matches_padded_descriptors():
     cp, cv = compact_point_sets(pts[:, 0], valid[:, 0])
     assert cp.shape[1] == int(valid[:, 0].sum(1).max()) and cv[:, 0].all()
     assert torch.equal(cp[0, : int(valid[0, 0].sum())], pts[0, 0][valid[0, 0]])
+
+
+def test_size_groups_bound_the_padding():
+    from fitter.losses.prdl import _size_groups
+
+    counts = [100, 90, 40, 300, 1745, 0, 60, 210]
+    groups = _size_groups(counts)
+    assert sorted(p for g in groups for p in g) == list(range(len(counts)))
+    for g in groups:
+        sizes = [counts[p] for p in g]
+        assert max(sizes) <= 2 * min(sizes) or max(sizes) == 0 or len(g) == 1
+    assert [4] in groups  # the skin alone

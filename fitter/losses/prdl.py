@@ -250,8 +250,8 @@ class PrdlDescriptorsFn(torch.autograd.Function):
     gives the paper's plain mean). f_max is searched among :func:`_hull_candidates` only.
     Saved for backward: the inputs (points [M, N, 2], anchors, weights) and, per point set, the
     argmin/argmax point index of every anchor ([M, A] long each) and the weight sum [M] —
-    O(M·(A + N)) memory — plus, only while M·A·N <= ``keep``, the distance chunks themselves
-    (then the backward reuses them instead of recomputing). Gradient w.r.t. points only
+    O(M·(A + N)) memory — plus, only while M·A·N <= ``keep``, the 1/d chunks of the forward
+    pass (then the backward reuses them instead of recomputing them). Gradient w.r.t. points only
     (anchors and the mask get none). Not twice differentiable.
     """
 
@@ -460,8 +460,9 @@ def prdl_part_losses(
     target has that part, but with no gradient (nothing to move). The caller gives a part absent
     from the *target* the weight 0 (:func:`prdl_loss`), so that case contributes nothing.
 
-    Work: each part is described separately after :func:`compact_point_sets`, so padding (small
-    parts padded to the skin's size) and hidden points cost nothing.
+    Work: each part is compacted to its valid points first, so hidden points and padding (small
+    parts padded to the skin's size) cost nothing; parts of similar size (within 2×, see
+    :func:`_size_groups`) are then described together in one call, padded to the group's largest.
 
     Args:
         pred_points: [B, P, N, 2] projected model points per part (padded), pixels.
