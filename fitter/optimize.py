@@ -63,18 +63,17 @@ class _Params:
         return [self.z_id, self.z_exp, self.rot6d, self.trans_xy, self.log_depth]
 
 
-def _fall_back_when_empty(valid: Tensor, *wider: Tensor) -> Tensor:
-    """[B, P, N] part point masks where a part the target shows but the fit hides entirely takes
-    the next wider mask instead (``wider[-1]`` is the target-presence [B, P] mask).
+def _fall_back_when_empty(valid: Tensor, wider: Sequence[Tensor], present: Tensor) -> Tensor:
+    """[B, P, N] part point masks where a part the target shows (``present`` [B, P]) but the fit
+    hides entirely takes the next of the ``wider`` [B, P, N] masks instead.
 
     Without this, an emptied part (the far eye turned behind the nose, an eye closed by the
     expression) has descriptors of 0: its PRDL is a constant Σ Γ*² with no gradient, and nothing
     brings the part back. Its hidden points still project near where they would show, so they
     give PRDL the gradient that pulls the part into view.
     """
-    *masks, present = wider
     out = valid
-    for mask in masks:
+    for mask in wider:
         empty = ~out.any(-1) & present  # [B, P]
         if not bool(empty.any()):
             break
@@ -401,10 +400,9 @@ class Fitter:
                 skin = PART_NAMES.index("skin")
                 real = self.part_index_valid.unsqueeze(0).expand(len(below), -1, -1).clone()
                 real[:, skin] &= below[:, self.part_index[skin]]
-                pred_valid = real & kept[:, self.part_index]
-                if visible.support is not None:
-                    pred_valid &= visible.support
-                pred_valid = _fall_back_when_empty(pred_valid, real & kept[:, self.part_index], real, tb.part_present)
+                shown = real & kept[:, self.part_index]
+                pred_valid = shown & visible.support if visible.support is not None else shown
+                pred_valid = _fall_back_when_empty(pred_valid, (shown, real), tb.part_present)
                 if self.config.point_weights == "area" and terms.get("prdl", 0) > 0:
                     pred_weights = self._area_weights(pts_img.detach(), kept, below) * pred_valid
         elif visible is None:

@@ -164,9 +164,9 @@ def test_a_part_the_fit_hides_falls_back_to_its_hidden_points():
     visible = torch.tensor([[[True, True], [False, False], [True, False]]])
     real = torch.ones(1, 3, 2, dtype=torch.bool)
     present = torch.tensor([[True, True, True]])
-    out = _fall_back_when_empty(valid, visible, real, present)
+    out = _fall_back_when_empty(valid, (visible, real), present)
     assert out[0, 0].tolist() == [True, False]  # had a point: unchanged
     assert out[0, 1].tolist() == [True, True]  # hidden entirely: all its points
     assert out[0, 2].tolist() == [True, False]  # empty after the support test: the visible ones
-    absent = _fall_back_when_empty(valid, visible, real, torch.tensor([[True, False, False]]))
+    absent = _fall_back_when_empty(valid, (visible, real), torch.tensor([[True, False, False]]))
     assert torch.equal(absent, valid)

@@ -266,17 +266,15 @@ class PrdlDescriptorsFn(torch.autograd.Function):
         count = val.sum(dim=1)  # [M]
         wsum = wts.sum(dim=1)  # [M]
         has = (count > 0).view(M, 1)
-        kept = []
+        kept, ranges = [], []
         if N > 0 and A > 0:
-            # pad the sets to a multiple of the argmin block with invalid points (cheap: points,
-            # not pairs)
-            pad = -N % _BLOCK
-            pts_p = torch.nn.functional.pad(pts - centre, (0, 0, 0, pad))
-            val_p = torch.nn.functional.pad(val, (0, pad))
-            w_col = torch.nn.functional.pad(wts, (0, pad)).unsqueeze(-1)  # [M, Np, 1]
-            table = _SquaredDistances(pts_p, val_p, anc - centre, chunk)
+            anc_c = anc - centre
+            pts_p, val_p = _pad_to_block(pts - centre, val)
+            w_col = torch.nn.functional.pad(wts, (0, pts_p.shape[1] - N)).unsqueeze(-1)  # [M, Np, 1]
+            table = _SquaredDistances(pts_p, val_p, anc_c, chunk)
+            ranges = table.ranges()
             store = M * A * N <= keep
-            for s, e in table.ranges():
+            for s, e in ranges:
                 d2 = table.chunk(s, e)  # [M, c, Np]
                 arg_min[:, s:e] = _argmin_last(d2, _BLOCK).clamp_max_(N - 1)  # (a set of no point: any)
                 inv = d2.rsqrt()  # 1 / d (d² >= DIST_EPS²), kept for the backward
@@ -289,7 +287,7 @@ class PrdlDescriptorsFn(torch.autograd.Function):
             hull = compact_index(_hull_candidates(pts_c, val))  # [M, h]
             if hull.shape[1] > 0:
                 cand = pts_c.gather(1, hull.unsqueeze(-1).expand(-1, -1, 2))
-                d_far = (cand.unsqueeze(1) - (anc - centre).view(1, A, 1, 2)).square().sum(-1)  # [M, A, h]
+                d_far = (cand.unsqueeze(1) - anc_c.view(1, A, 1, 2)).square().sum(-1)  # [M, A, h]
                 d_far.masked_fill_(~val.gather(1, hull).unsqueeze(1), -1.0)
                 arg_max = hull.gather(1, d_far.argmax(dim=-1))
             # f_min / f_max exactly from the selected points
@@ -298,8 +296,7 @@ class PrdlDescriptorsFn(torch.autograd.Function):
                 exact = (sel - anc.unsqueeze(0)).norm(dim=-1)
                 out[..., col] = torch.where(has, exact, torch.zeros_like(exact))
         ctx.save_for_backward(pts, anc, wts, arg_min, arg_max, count, wsum)
-        ctx.chunk = chunk
-        ctx.kept = kept
+        ctx.chunk, ctx.ranges, ctx.kept = chunk, ranges, kept
         return out
 
     @staticmethod
@@ -328,13 +325,9 @@ class PrdlDescriptorsFn(torch.autograd.Function):
         if bool((g_ave != 0).any()):
             centre = anc.mean(0)
             pts_c, anc_c = pts - centre, anc - centre
-            pad = -N % _BLOCK
-            table = None if kept else _SquaredDistances(
-                torch.nn.functional.pad(pts_c, (0, 0, 0, pad)), torch.nn.functional.pad(wts > 0, (0, pad)), anc_c,
-                ctx.chunk)
-            ranges = table.ranges() if table is not None else _kept_ranges(kept)
-            acc = pts.new_zeros(M, 3, N + pad)  # rows: Σ c_i, Σ c_i a_x, Σ c_i a_y
-            for k, (s, e) in enumerate(ranges):
+            table = None if kept else _SquaredDistances(*_pad_to_block(pts_c, wts > 0), anc_c, ctx.chunk)
+            acc = pts.new_zeros(M, 3, N + -N % _BLOCK)  # rows: Σ c_i, Σ c_i a_x, Σ c_i a_y
+            for k, (s, e) in enumerate(ctx.ranges):  # the forward pass's chunks
                 inv = kept[k] if kept else table.chunk(s, e).rsqrt_()
                 g = g_ave[:, s:e]  # [M, c]
                 lhs = torch.stack([g, g * anc_c[s:e, 0], g * anc_c[s:e, 1]], dim=1)  # [M, 3, c]
@@ -344,12 +337,11 @@ class PrdlDescriptorsFn(torch.autograd.Function):
         return (grad,) + none
 
 
-def _kept_ranges(kept):
-    out, s = [], 0
-    for t in kept:
-        out.append((s, s + t.shape[1]))
-        s += t.shape[1]
-    return out
+def _pad_to_block(pts: Tensor, valid: Tensor) -> Tuple[Tensor, Tensor]:
+    """Point sets [M, N, 2] and their mask [M, N] padded with invalid points to a multiple of
+    ``_BLOCK`` (for :func:`_argmin_last`; cheap: points, not pairs)."""
+    pad = -pts.shape[1] % _BLOCK
+    return torch.nn.functional.pad(pts, (0, 0, 0, pad)), torch.nn.functional.pad(valid, (0, pad))
 
 
 def prdl_descriptors(
@@ -385,7 +377,7 @@ def prdl_descriptors(
     wts = _ave_weights(weights, val, pts.dtype)
     A = anc.shape[0]
     out = PrdlDescriptorsFn.apply(pts, anc, val, wts, _chunk(chunk_size, M, N, A), int(keep_pairs))
-    return out.reshape(*lead, anc.shape[0], 3)
+    return out.reshape(*lead, A, 3)
 
 
 def _ave_weights(weights: Optional[Tensor], val: Tensor, dtype: torch.dtype) -> Tensor:
