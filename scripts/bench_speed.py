@@ -38,16 +38,16 @@ from fitter.synthetic import random_case  # noqa: E402
 PRDL_CASES = ["256x1000", "1024x3000", "4096x8000", bench_prdl.FIT_CASE]
 
 
-def devices() -> List[str]:
+def available_devices() -> List[str]:
     return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def fit_times(model, batches: List[int], iters: int, rigid: int, repeats: int = 3) -> List[str]:
+def fit_times(model, devices: List[str], batches: List[int], iters: int, rigid: int, repeats: int = 3) -> List[str]:
     """Wall time of one batched fit per batch size; a batch of 1 is timed ``repeats`` times
     (median and range: a shared VM's timings vary by ±20 %), larger batches once."""
     cases = [random_case(model, seed=i) for i in range(max(batches))]
     lines = ["| device | batch | wall s | s per face | runs (s) |", "|---|---:|---:|---:|---|"]
-    for dev in devices():
+    for dev in devices:
         for B in batches:
             fitter = Fitter(model, FitConfig(iters=iters, rigid_iters=rigid, device=dev))
             fitter.fit([cases[0].targets])  # warm-up (first-call allocations, kernels)
@@ -64,9 +64,9 @@ def fit_times(model, batches: List[int], iters: int, rigid: int, repeats: int = 
     return lines
 
 
-def prdl_times(repeats: int) -> List[str]:
+def prdl_times(devices: List[str], repeats: int) -> List[str]:
     lines = ["| device | case (anchors × points) | naive ms | ours ms | naive / ours |", "|---|---|---:|---:|---:|"]
-    for dev in devices():
+    for dev in devices:
         for case in PRDL_CASES:
             r = {}
             for impl in ("naive", "ours"):
@@ -87,11 +87,11 @@ def reach(total: np.ndarray, level: float) -> int:
     return int(hit[0]) + 1 if len(hit) else len(total) + 1
 
 
-def optimizer_times(model, iters: int, rigid: int, seed: int) -> List[str]:
+def optimizer_times(model, device: str, iters: int, rigid: int, seed: int) -> List[str]:
     case = random_case(model, seed=seed)
     runs = {}
     for opt in ("adam", "lbfgs"):
-        cfg = FitConfig(optimizer=opt, iters=iters, rigid_iters=rigid, device="cpu", rel_tol=0.0)
+        cfg = FitConfig(optimizer=opt, iters=iters, rigid_iters=rigid, device=device, rel_tol=0.0)
         res = Fitter(model, cfg).fit(case.targets)
         stages = np.array([r["stage"] for r in res.history.rows])
         total = res.history.column("total")[stages == "full"]
@@ -115,19 +115,27 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--full", action="store_true", help="also a batch of 64")
     ap.add_argument("--skip", nargs="*", default=[], choices=["fit", "prdl", "opt"])
+    ap.add_argument("--devices", nargs="*", default=None, choices=["cpu", "cuda"],
+                    help="devices to time (default: cpu, and cuda when available); the Adam/L-BFGS "
+                         "comparison runs on the first")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
+    devices = args.devices or available_devices()
+    if "cuda" in devices and not torch.cuda.is_available():
+        ap.error("--devices cuda: no CUDA device is available")
     model = morphable_models.load("ict")
-    parts = [f"torch {torch.__version__}, {torch.get_num_threads()} threads, devices: {', '.join(devices())}.", ""]
+    gpu = f" ({torch.cuda.get_device_name()})" if "cuda" in devices else ""
+    parts = [f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, devices: {', '.join(devices)}{gpu}.", ""]
     if "fit" not in args.skip:
         parts += [f"### Time per fit ({args.rigid_iters} rigid + {args.iters} main iterations, lmk + PRDL, Adam)", ""]
-        parts += fit_times(model, [1, 8] + ([64] if args.full else []), args.iters, args.rigid_iters, args.repeats) + [""]
+        parts += fit_times(model, devices, [1, 8] + ([64] if args.full else []), args.iters, args.rigid_iters, args.repeats) + [""]
     if "prdl" not in args.skip:
-        parts += [f"### PRDL forward + backward (median of {args.repeats})", ""] + prdl_times(args.repeats) + [""]
+        parts += [f"### PRDL forward + backward (median of {args.repeats})", ""] + prdl_times(devices, args.repeats) + [""]
     if "opt" not in args.skip:
-        parts += [f"### Adam vs L-BFGS (one synthetic case, {args.opt_iters} main iterations, no early stop)", ""]
-        parts += optimizer_times(model, args.opt_iters, args.rigid_iters, seed=0) + [""]
+        parts += [f"### Adam vs L-BFGS (one synthetic case, {args.opt_iters} main iterations, no early stop, "
+                  f"{devices[0]})", ""]
+        parts += optimizer_times(model, devices[0], args.opt_iters, args.rigid_iters, seed=0) + [""]
     text = "\n".join(parts)
     return emit(text, args.out)
 

@@ -121,6 +121,32 @@ def test_grid_and_general_anchor_paths_agree():
     assert torch.autograd.gradcheck(lambda x: prdl_descriptors(x, anchors[perm][:30], valid, keep_pairs=0), (pts,))
 
 
+@pytest.mark.parametrize("grid", [True, False])
+def test_dense_search_used_on_gpus_matches_naive(monkeypatch, grid):
+    """The GPU variant (plain argmin / argmax passes, no hull search) gives the naive values and
+    gradients; forced here on the CPU."""
+    import fitter.losses.prdl as prdl_mod
+
+    monkeypatch.setattr(prdl_mod, "_dense_search", lambda device: True)
+    rng = np.random.default_rng(5)
+    pts = torch.tensor(rng.uniform(0, 64, size=(3, 70, 2)))
+    valid = torch.tensor(rng.uniform(size=(3, 70)) > 0.3)
+    valid[2] = False
+    anchors = make_anchors((6, 5), (64, 64), dtype=torch.float64)
+    if not grid:
+        anchors = anchors + torch.tensor(rng.normal(0, 0.1, size=anchors.shape))
+    p1, p2 = pts.clone().requires_grad_(True), pts.clone().requires_grad_(True)
+    ours = prdl_descriptors(p1, anchors, valid, chunk_size=7)
+    naive = prdl_descriptors_naive(p2, anchors, valid)
+    assert torch.allclose(ours, naive, atol=1e-8)
+    w = torch.tensor(rng.normal(size=ours.shape))
+    (ours * w).sum().backward()
+    (naive * w).sum().backward()
+    assert torch.allclose(p1.grad, p2.grad, atol=1e-8)
+    small = pts[:2, :12].clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: prdl_descriptors(x, anchors, valid[:2, :12], chunk_size=7), (small,))
+
+
 def test_hull_candidates_contain_every_hull_vertex():
     from scipy.spatial import ConvexHull
 

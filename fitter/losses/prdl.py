@@ -27,7 +27,10 @@ Speed. On the regular anchor grid the squared distances are one broadcast sum of
 and per-row tables (any other anchors: one matrix product of augmented rows); f_ave uses d² ·
 rsqrt(d²), whose rsqrt the backward pass reuses; the nearest point comes from block minima; f_max
 is searched only among the points that may be convex-hull vertices (the farthest point of a set
-from anywhere is one), found by Akl–Toussaint pruning.
+from anywhere is one), found by Akl–Toussaint pruning. Those two searches pay on a CPU, where a
+pass over the pairs costs more than the bookkeeping; on a GPU (any device but the CPU) the op
+instead takes plain argmin / argmax passes over larger chunks (``DEFAULT_PAIR_BUDGET_GPU``) and
+avoids work that waits for the device (no hull compaction, no test for a zero gradient).
 """
 from __future__ import annotations
 
@@ -42,6 +45,10 @@ DIST_EPS = 1e-9
 #: Default budget of anchor × point pairs evaluated at once (elements of one float tensor; the
 #: forward/backward hold about five such temporaries). 1 M pairs was as fast as larger chunks on CPU.
 DEFAULT_PAIR_BUDGET = 1 << 20
+
+#: The same on a GPU: fewer, larger chunks (launches, not arithmetic, bound small chunks there);
+#: 16 M float32 pairs = 64 MiB per temporary.
+DEFAULT_PAIR_BUDGET_GPU = 1 << 24
 
 #: Up to this many anchor × point pairs per call (32 MiB of float32), the forward pass keeps its
 #: distances for the backward pass instead of recomputing them (about 2× faster on CPU); above
@@ -140,12 +147,19 @@ def _flatten(points: Tensor, anchors: Tensor, valid: Optional[Tensor]):
     return lead, pts, anc, val
 
 
-def _chunk(chunk_size: Optional[int], M: int, N: int, A: int) -> int:
+def _chunk(chunk_size: Optional[int], M: int, N: int, A: int, device: torch.device) -> int:
     if chunk_size is not None:
         if chunk_size <= 0:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
         return int(chunk_size)
-    return max(1, min(A, DEFAULT_PAIR_BUDGET // max(1, M * N)))
+    budget = DEFAULT_PAIR_BUDGET if device.type == "cpu" else DEFAULT_PAIR_BUDGET_GPU
+    return max(1, min(A, budget // max(1, M * N)))
+
+
+def _dense_search(device: torch.device) -> bool:
+    """True where f_min / f_max come from plain argmin / argmax passes over every pair (GPUs);
+    False on the CPU (block minima and convex-hull candidates, see the module docstring)."""
+    return device.type != "cpu"
 
 
 class _SquaredDistances:
@@ -274,17 +288,22 @@ class PrdlDescriptorsFn(torch.autograd.Function):
             table = _SquaredDistances(pts_p, val_p, anc_c, chunk)
             ranges = table.ranges()
             store = M * A * N <= keep
+            dense = _dense_search(pts.device)
+            near = val_p.unsqueeze(1).to(pts.dtype) if dense else None  # [M, 1, Np]: 0 for invalid points
             for s, e in ranges:
                 d2 = table.chunk(s, e)  # [M, c, Np]
-                arg_min[:, s:e] = _argmin_last(d2, _BLOCK).clamp_max_(N - 1)  # (a set of no point: any)
+                amin = d2.argmin(dim=-1) if dense else _argmin_last(d2, _BLOCK)
+                arg_min[:, s:e] = amin.clamp_max_(N - 1)  # (a set of no point: any)
+                if dense:  # invalid points are _FAR away: weigh them 0 for the farthest
+                    arg_max[:, s:e] = (d2 * near).argmax(dim=-1).clamp_max_(N - 1)
                 inv = d2.rsqrt()  # 1 / d (d² >= DIST_EPS²), kept for the backward
                 d = d2.mul_(inv)
                 out[:, s:e, 2] = torch.bmm(d, w_col).squeeze(-1) / wsum.clamp_min(1e-30).view(M, 1)
                 if store:
                     kept.append(inv)
-            # f_max: the farthest point is a hull vertex; search the (few) candidates only
+            # CPU: the farthest point is a hull vertex; search the (few) candidates only
             pts_c = pts_p[:, :N]
-            hull = compact_index(_hull_candidates(pts_c, val))  # [M, h]
+            hull = pts.new_zeros(M, 0, dtype=torch.long) if dense else compact_index(_hull_candidates(pts_c, val))
             if hull.shape[1] > 0:
                 cand = pts_c.gather(1, hull.unsqueeze(-1).expand(-1, -1, 2))
                 d_far = (cand.unsqueeze(1) - anc_c.view(1, A, 1, 2)).square().sum(-1)  # [M, A, h]
@@ -322,7 +341,7 @@ class PrdlDescriptorsFn(torch.autograd.Function):
         # c_i = g_i / ‖p − a_i‖: one product of (g, g·a_x, g·a_y) [M, 3, c] with 1/d [M, c, N]
         # per anchor chunk (1/d kept from the forward pass, or recomputed).
         g_ave = grad_out[..., 2] * has / wsum.clamp_min(1e-30).view(M, 1)  # [M, A]
-        if bool((g_ave != 0).any()):
+        if _dense_search(pts.device) or bool((g_ave != 0).any()):  # (the test waits for a GPU)
             centre = anc.mean(0)
             pts_c, anc_c = pts - centre, anc - centre
             table = None if kept else _SquaredDistances(*_pad_to_block(pts_c, wts > 0), anc_c, ctx.chunk)
@@ -363,7 +382,8 @@ def prdl_descriptors(
             the valid points); None = the paper's plain mean. Treated as constants (no gradient).
             A set whose valid weights sum to 0 falls back to the plain mean.
         chunk_size: anchors per chunk (memory ∝ chunk_size · N per point set); None picks one so
-            that about ``DEFAULT_PAIR_BUDGET`` (1 M) distances are live at a time.
+            that about ``DEFAULT_PAIR_BUDGET`` (1 M; on a GPU ``DEFAULT_PAIR_BUDGET_GPU``, 16 M)
+            distances are live at a time.
         keep_pairs: while (sets × anchors × points) is at most this, the distances are kept for
             the backward pass (faster); 0 = always recompute (memory O(chunk · N)).
     Returns:
@@ -376,7 +396,7 @@ def prdl_descriptors(
         pts = torch.where(val.unsqueeze(-1), pts, torch.zeros_like(pts))
     wts = _ave_weights(weights, val, pts.dtype)
     A = anc.shape[0]
-    out = PrdlDescriptorsFn.apply(pts, anc, val, wts, _chunk(chunk_size, M, N, A), int(keep_pairs))
+    out = PrdlDescriptorsFn.apply(pts, anc, val, wts, _chunk(chunk_size, M, N, A, pts.device), int(keep_pairs))
     return out.reshape(*lead, A, 3)
 
 
@@ -417,11 +437,12 @@ def prdl_descriptors_naive(
 
 
 # --------------------------------------------------------------------------- losses
-def compact_index(valid: Tensor) -> Tensor:
+def compact_index(valid: Tensor, n: Optional[int] = None) -> Tensor:
     """[M, n] indices that move the valid entries of every row of ``valid`` [M, N] to the front
-    (order kept), n = the largest valid count."""
+    (order kept); n = the largest valid count (pass it when known: finding it waits for a GPU)."""
     order = torch.argsort((~valid).to(torch.int8), dim=1, stable=True)
-    n = int(valid.sum(dim=1).max()) if valid.numel() else 0
+    if n is None:
+        n = int(valid.sum(dim=1).max()) if valid.numel() else 0
     return order[:, :n]
 
 
@@ -484,7 +505,7 @@ def prdl_part_losses(
         pts, val, wts = [], [], []
         n = max(1, max(counts[p] for p in group))
         for p in group:
-            idx = compact_index(valid[:, p])
+            idx = compact_index(valid[:, p], counts[p])
             idx = torch.cat([idx, idx.new_zeros(B, n - idx.shape[1])], dim=1) if idx.shape[1] < n else idx
             pad = torch.arange(n, device=idx.device) < counts[p]  # slots past the part's largest count
             pts.append(pred_points[:, p].gather(1, idx.unsqueeze(-1).expand(-1, -1, 2)))
