@@ -355,3 +355,13 @@ def test_size_groups_bound_the_padding():
         sizes = [counts[p] for p in g]
         assert max(sizes) <= 2 * min(sizes) or max(sizes) == 0 or len(g) == 1
     assert [4] in groups  # the skin alone
+
+
+def test_grid_width_is_cached_per_anchor_tensor_and_follows_edits():
+    from fitter.losses.prdl import _LastGrid
+
+    grid = make_anchors((4, 3), (64, 48))
+    assert _LastGrid.width_of(grid) == 4 and _LastGrid.width_of(grid) == 4
+    grid[5, 0] += 0.5  # edited in place: no longer a grid, and the cache sees it (_version)
+    assert _LastGrid.width_of(grid) == 0
+    assert _LastGrid.width_of(make_anchors((6, 2), (60, 20))) == 6

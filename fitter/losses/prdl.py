@@ -34,6 +34,7 @@ avoids work that waits for the device (no hull compaction, no test for a zero gr
 """
 from __future__ import annotations
 
+import functools
 from typing import Optional, Tuple
 
 import torch
@@ -174,13 +175,12 @@ class _SquaredDistances:
     (never the nearest; their f_ave weight is 0). Chunks hold whole grid rows.
     """
 
-    def __init__(self, pts_c: Tensor, val: Tensor, anc_c: Tensor, chunk: int):
+    def __init__(self, pts_c: Tensor, val: Tensor, anc_c: Tensor, chunk: int, grid_width: int):
         self.A = anc_c.shape[0]
-        axes = _grid_axes(anc_c)
         far2 = _FAR * _FAR
-        if axes is not None:
-            xs, ys = axes
-            self.gw = xs.numel()
+        if grid_width:  # anc_c = a grid minus a constant: the same grid shape
+            self.gw = grid_width
+            xs, ys = anc_c[:grid_width, 0], anc_c[::grid_width, 1]
             dx2 = (pts_c[..., 0].unsqueeze(1) - xs.view(1, -1, 1)).square_()  # [M, gw, N]
             self.dx2 = dx2.masked_fill_(~val.unsqueeze(1), far2)
             # + DIST_EPS²: d² is a sum of squares (never negative), so this replaces the clamp
@@ -193,6 +193,21 @@ class _SquaredDistances:
             self.anc_aug = torch.cat([-2.0 * anc_c, torch.ones_like(anc_c[:, :1]),
                                       anc_c.square().sum(-1, keepdim=True)], dim=-1)
             self.step = max(1, chunk)
+
+    def farthest(self, idx: Tensor, idx_valid: Tensor) -> Tensor:
+        """[M, A] position in ``idx`` [M, h] (candidate point indices, valid where ``idx_valid``)
+        of each anchor's farthest candidate; on the grid from the same tables (one broadcast sum)."""
+        M, h = idx.shape
+        if self.gw:
+            gh = self.A // self.gw
+            # invalid candidates get a large negative square: never the farthest
+            dx2 = self.dx2.gather(2, idx.unsqueeze(1).expand(M, self.gw, h))
+            dx2 = dx2.masked_fill_(~idx_valid.unsqueeze(1), -_FAR * _FAR)
+            dy2 = self.dy2.gather(2, idx.unsqueeze(1).expand(M, gh, h))
+            return (dy2.unsqueeze(2) + dx2.unsqueeze(1)).view(M, self.A, h).argmax(dim=-1)
+        aug = self.pts_aug.gather(2, idx.unsqueeze(1).expand(M, 4, h))  # [M, 4, h]
+        d2 = torch.matmul(self.anc_aug, aug)  # [M, A, h]
+        return d2.masked_fill_(~idx_valid.unsqueeze(1), -1.0).argmax(dim=-1)
 
     def ranges(self):
         return [(s, min(self.A, s + self.step)) for s in range(0, self.A, self.step)]
@@ -219,15 +234,50 @@ def _grid_axes(anc: Tensor) -> Optional[Tuple[Tensor, Tensor]]:
     return (xs, ys) if torch.equal(grid, anc) else None
 
 
+class _LastGrid:
+    """The grid width of the last anchors tensor seen (a fit passes the same one on every
+    evaluation, and the test costs several small passes): valid while it is the same object,
+    unmodified (``_version``). Holds a reference to that one tensor; one tuple, swapped whole."""
+
+    _last: Tuple[Optional[Tensor], int, int] = (None, -1, 0)
+
+    @classmethod
+    def width_of(cls, anc: Tensor) -> int:
+        """gw when ``anc`` is a row-major grid (see :func:`_grid_axes`), else 0."""
+        last = cls._last
+        if last[0] is anc and last[1] == anc._version:
+            return last[2]
+        axes = _grid_axes(anc)
+        width = axes[0].numel() if axes is not None else 0
+        cls._last = (anc, anc._version, width)
+        return width
+
+
 def _argmin_last(x: Tensor, block: int) -> Tensor:
     """argmin over the last dim of x [M, c, N] (N a multiple of ``block``), first occurrence,
     as torch.argmin but through block minima (``amin`` is far faster than ``argmin`` on CPU):
     the first block holding the minimum, then the first position in that block."""
     M, c, N = x.shape
     xb = x.view(M, c, N // block, block)
-    b = xb.amin(dim=-1).argmin(dim=-1)  # [M, c]
-    inner = xb.gather(2, b.view(M, c, 1, 1).expand(M, c, 1, block)).squeeze(2).argmin(dim=-1)
+    b = xb.amin(dim=-1).min(dim=-1).indices  # [M, c] (min's indices: faster than argmin here)
+    rows = torch.arange(M, device=x.device).view(M, 1), torch.arange(c, device=x.device).view(1, c)
+    inner = xb[rows[0], rows[1], b].min(dim=-1).indices  # the winning block of each row [M, c, block]
     return b * block + inner
+
+
+@functools.lru_cache(maxsize=16)
+def _directions(k: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """[2, k] unit vectors at angles 2πi/k (cached: the hull test runs on every evaluation)."""
+    ang = torch.arange(k, dtype=torch.float64) * (2.0 * torch.pi / k)
+    return torch.stack([ang.cos(), ang.sin()], dim=0).to(device=device, dtype=dtype)
+
+
+def _row_dot(d: Tensor, w_col: Tensor) -> Tensor:
+    """[M, c] = d [M, c, N] @ w_col [M, N, 1]. On the CPU a batched matrix-vector product is
+    several times slower than a fused multiply-sum once M > 1, so that is used there."""
+    if d.shape[0] == 1 or d.device.type != "cpu":
+        return torch.bmm(d, w_col).squeeze(-1)
+    return (d * w_col.transpose(1, 2)).sum(-1)
 
 
 def _hull_candidates(pts: Tensor, val: Tensor, directions: int = 32) -> Tensor:
@@ -241,8 +291,7 @@ def _hull_candidates(pts: Tensor, val: Tensor, directions: int = 32) -> Tensor:
     points near the boundary (typically a few per cent of a face part).
     """
     M, N, _ = pts.shape
-    ang = torch.arange(directions, device=pts.device, dtype=pts.dtype) * (2.0 * torch.pi / directions)
-    dirs = torch.stack([ang.cos(), ang.sin()], dim=0)  # [2, K], counter-clockwise
+    dirs = _directions(directions, pts.device, pts.dtype)  # [2, K], counter-clockwise
     proj = torch.matmul(pts, dirs).masked_fill_(~val.unsqueeze(-1), -float("inf"))  # [M, N, K]
     ext_idx = proj.argmax(dim=1)  # [M, K]
     ext = pts.gather(1, ext_idx.unsqueeze(-1).expand(M, directions, 2))  # [M, K, 2]
@@ -285,7 +334,7 @@ class PrdlDescriptorsFn(torch.autograd.Function):
             anc_c = anc - centre
             pts_p, val_p = _pad_to_block(pts - centre, val)
             w_col = torch.nn.functional.pad(wts, (0, pts_p.shape[1] - N)).unsqueeze(-1)  # [M, Np, 1]
-            table = _SquaredDistances(pts_p, val_p, anc_c, chunk)
+            table = _SquaredDistances(pts_p, val_p, anc_c, chunk, _LastGrid.width_of(anc))
             ranges = table.ranges()
             store = M * A * N <= keep
             dense = _dense_search(pts.device)
@@ -298,17 +347,14 @@ class PrdlDescriptorsFn(torch.autograd.Function):
                     arg_max[:, s:e] = (d2 * near).argmax(dim=-1).clamp_max_(N - 1)
                 inv = d2.rsqrt()  # 1 / d (d² >= DIST_EPS²), kept for the backward
                 d = d2.mul_(inv)
-                out[:, s:e, 2] = torch.bmm(d, w_col).squeeze(-1) / wsum.clamp_min(1e-30).view(M, 1)
+                out[:, s:e, 2] = _row_dot(d, w_col) / wsum.clamp_min(1e-30).view(M, 1)
                 if store:
                     kept.append(inv)
             # CPU: the farthest point is a hull vertex; search the (few) candidates only
             pts_c = pts_p[:, :N]
             hull = pts.new_zeros(M, 0, dtype=torch.long) if dense else compact_index(_hull_candidates(pts_c, val))
             if hull.shape[1] > 0:
-                cand = pts_c.gather(1, hull.unsqueeze(-1).expand(-1, -1, 2))
-                d_far = (cand.unsqueeze(1) - anc_c.view(1, A, 1, 2)).square().sum(-1)  # [M, A, h]
-                d_far.masked_fill_(~val.gather(1, hull).unsqueeze(1), -1.0)
-                arg_max = hull.gather(1, d_far.argmax(dim=-1))
+                arg_max = hull.gather(1, table.farthest(hull, val.gather(1, hull)))
             # f_min / f_max exactly from the selected points
             for col, idx in ((0, arg_min), (1, arg_max)):
                 sel = pts.gather(1, idx.unsqueeze(-1).expand(M, A, 2))
@@ -344,7 +390,8 @@ class PrdlDescriptorsFn(torch.autograd.Function):
         if _dense_search(pts.device) or bool((g_ave != 0).any()):  # (the test waits for a GPU)
             centre = anc.mean(0)
             pts_c, anc_c = pts - centre, anc - centre
-            table = None if kept else _SquaredDistances(*_pad_to_block(pts_c, wts > 0), anc_c, ctx.chunk)
+            table = None if kept else _SquaredDistances(*_pad_to_block(pts_c, wts > 0), anc_c, ctx.chunk,
+                                                        _LastGrid.width_of(anc))
             acc = pts.new_zeros(M, 3, N + -N % _BLOCK)  # rows: Σ c_i, Σ c_i a_x, Σ c_i a_y
             for k, (s, e) in enumerate(ctx.ranges):  # the forward pass's chunks
                 inv = kept[k] if kept else table.chunk(s, e).rsqrt_()
