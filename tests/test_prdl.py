@@ -103,12 +103,12 @@ def test_kept_and_recomputed_distances_give_the_same_gradient(keep):
 
 def test_grid_and_general_anchor_paths_agree():
     """make_anchors' grid takes the separable path; the same anchors shuffled take the product path."""
-    from fitter.losses.prdl import _grid_axes
+    from fitter.losses.prdl import _grid_width
 
     torch.manual_seed(6)
     anchors = make_anchors((9, 7), (64, 48), dtype=torch.float64)
     perm = torch.randperm(anchors.shape[0])
-    assert _grid_axes(anchors) is not None and _grid_axes(anchors[perm]) is None
+    assert _grid_width(anchors) == 9 and _grid_width(anchors[perm]) == 0
     pts = (torch.rand(2, 150, 2, dtype=torch.float64) * 64).requires_grad_(True)
     valid = torch.rand(2, 150) > 0.2
     g = torch.randn(2, anchors.shape[0], 3, dtype=torch.float64)

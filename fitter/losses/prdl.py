@@ -167,7 +167,7 @@ class _SquaredDistances:
     """Squared anchor-to-point distances [M, c, N] (at least DIST_EPS²), chunk by chunk of anchors.
 
     Two ways, same result: when the anchors are a full row-major grid (what
-    :func:`make_anchors` makes, detected by :func:`_grid_axes`), d² = (x_j − p_x)² + (y_i − p_y)²
+    :func:`make_anchors` makes, detected by :func:`_grid_width`), d² = (x_j − p_x)² + (y_i − p_y)²
     is one broadcast sum of two small tables [M, gw, N] and [M, gh, N] (exact, and cheaper than
     a product); otherwise ‖a‖² + ‖p‖² − 2 a·p is one matrix product of augmented rows
     (x, y, ‖p‖², 1) · (−2a_x, −2a_y, 1, ‖a‖²), clamped at 0 (good to about 1e-3 px in float32
@@ -220,18 +220,18 @@ class _SquaredDistances:
         return torch.matmul(self.anc_aug[s:e], self.pts_aug).clamp_min_(DIST_EPS * DIST_EPS)
 
 
-def _grid_axes(anc: Tensor) -> Optional[Tuple[Tensor, Tensor]]:
-    """(xs [gw], ys [gh]) when ``anc`` [A, 2] is the row-major grid of those axes (y outer, x
-    inner, as :func:`make_anchors` makes), else None."""
+def _grid_width(anc: Tensor) -> int:
+    """gw when ``anc`` [A, 2] is a full row-major grid (y outer, x inner, rows of gw anchors, as
+    :func:`make_anchors` makes), else 0."""
     A = anc.shape[0]
     if A < 2:
-        return None
+        return 0
     gw = int((anc[:, 1] == anc[0, 1]).cumprod(0).sum())  # length of the first row
     if gw < 1 or A % gw:
-        return None
+        return 0
     xs, ys = anc[:gw, 0], anc[::gw, 1]
     grid = torch.stack([xs.repeat(A // gw), ys.repeat_interleave(gw)], dim=-1)
-    return (xs, ys) if torch.equal(grid, anc) else None
+    return gw if torch.equal(grid, anc) else 0
 
 
 class _LastGrid:
@@ -243,12 +243,11 @@ class _LastGrid:
 
     @classmethod
     def width_of(cls, anc: Tensor) -> int:
-        """gw when ``anc`` is a row-major grid (see :func:`_grid_axes`), else 0."""
+        """:func:`_grid_width` of ``anc``, from the cache when it is the last tensor asked about."""
         last = cls._last
         if last[0] is anc and last[1] == anc._version:
             return last[2]
-        axes = _grid_axes(anc)
-        width = axes[0].numel() if axes is not None else 0
+        width = _grid_width(anc)
         cls._last = (anc, anc._version, width)
         return width
 
@@ -329,12 +328,13 @@ class PrdlDescriptorsFn(torch.autograd.Function):
         count = val.sum(dim=1)  # [M]
         wsum = wts.sum(dim=1)  # [M]
         has = (count > 0).view(M, 1)
-        kept, ranges = [], []
+        kept, ranges, grid_width = [], [], 0
         if N > 0 and A > 0:
             anc_c = anc - centre
             pts_p, val_p = _pad_to_block(pts - centre, val)
             w_col = torch.nn.functional.pad(wts, (0, pts_p.shape[1] - N)).unsqueeze(-1)  # [M, Np, 1]
-            table = _SquaredDistances(pts_p, val_p, anc_c, chunk, _LastGrid.width_of(anc))
+            grid_width = _LastGrid.width_of(anc)
+            table = _SquaredDistances(pts_p, val_p, anc_c, chunk, grid_width)
             ranges = table.ranges()
             store = M * A * N <= keep
             dense = _dense_search(pts.device)
@@ -350,18 +350,17 @@ class PrdlDescriptorsFn(torch.autograd.Function):
                 out[:, s:e, 2] = _row_dot(d, w_col) / wsum.clamp_min(1e-30).view(M, 1)
                 if store:
                     kept.append(inv)
-            # CPU: the farthest point is a hull vertex; search the (few) candidates only
-            pts_c = pts_p[:, :N]
-            hull = pts.new_zeros(M, 0, dtype=torch.long) if dense else compact_index(_hull_candidates(pts_c, val))
-            if hull.shape[1] > 0:
-                arg_max = hull.gather(1, table.farthest(hull, val.gather(1, hull)))
+            if not dense:  # the farthest point is a hull vertex: search the (few) candidates only
+                hull = compact_index(_hull_candidates(pts_p[:, :N], val))  # [M, h]
+                if hull.shape[1] > 0:
+                    arg_max = hull.gather(1, table.farthest(hull, val.gather(1, hull)))
             # f_min / f_max exactly from the selected points
             for col, idx in ((0, arg_min), (1, arg_max)):
                 sel = pts.gather(1, idx.unsqueeze(-1).expand(M, A, 2))
                 exact = (sel - anc.unsqueeze(0)).norm(dim=-1)
                 out[..., col] = torch.where(has, exact, torch.zeros_like(exact))
         ctx.save_for_backward(pts, anc, wts, arg_min, arg_max, count, wsum)
-        ctx.chunk, ctx.ranges, ctx.kept = chunk, ranges, kept
+        ctx.chunk, ctx.ranges, ctx.kept, ctx.grid_width = chunk, ranges, kept, grid_width
         return out
 
     @staticmethod
@@ -391,7 +390,7 @@ class PrdlDescriptorsFn(torch.autograd.Function):
             centre = anc.mean(0)
             pts_c, anc_c = pts - centre, anc - centre
             table = None if kept else _SquaredDistances(*_pad_to_block(pts_c, wts > 0), anc_c, ctx.chunk,
-                                                        _LastGrid.width_of(anc))
+                                                        ctx.grid_width)
             acc = pts.new_zeros(M, 3, N + -N % _BLOCK)  # rows: Σ c_i, Σ c_i a_x, Σ c_i a_y
             for k, (s, e) in enumerate(ctx.ranges):  # the forward pass's chunks
                 inv = kept[k] if kept else table.chunk(s, e).rsqrt_()
