@@ -51,6 +51,11 @@ class FitConfig:
         snapshot_every: keep the projected points every N iterations in ``FitResult.snapshots``
             (0 = off); used for convergence animations.
         part_weights: per-part PRDL weight w_p (PART_NAMES keys; missing = 1.0).
+        part_points: which model points make a part's predicted point set: ``triangles``
+            (default) the corners of the triangles the part is rendered with (a triangle belongs to
+            the part two of whose corners do), so that the set spans the region the fit shows as
+            the part; ``vertices`` only the vertices annotated with the part (the paper), whose
+            outer ring lies up to half an edge inside that region.
         point_weights: how the predicted points of a part enter PRDL's mean distance f_ave:
             ``area`` (default) weights each projected point by the image area it stands for, so
             that f_ave estimates the same quantity as the target's uniform pixel mean; ``uniform``
@@ -83,6 +88,7 @@ class FitConfig:
     seed: int = 0
     snapshot_every: int = 0
     part_weights: Dict[str, float] = field(default_factory=dict)
+    part_points: str = "triangles"
     point_weights: str = "area"
     support_radius: int = 1
 
@@ -98,6 +104,8 @@ class FitConfig:
         self.loss_weights = merged
         if self.optimizer not in ("adam", "lbfgs"):
             raise ValueError(f"optimizer must be adam or lbfgs, got {self.optimizer!r}")
+        if self.part_points not in ("triangles", "vertices"):
+            raise ValueError(f"part_points must be triangles or vertices, got {self.part_points!r}")
         if self.point_weights not in ("area", "uniform"):
             raise ValueError(f"point_weights must be area or uniform, got {self.point_weights!r}")
         if self.camera not in ("perspective", "weak"):

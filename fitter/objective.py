@@ -32,7 +32,8 @@ class TargetBatch:
         points: [B, P, M, 2] target point sets C_p, padded; points_valid: [B, P, M] bool.
         part_present: [B, P] bool, False where the target part is empty (its PRDL weight is 0).
         anchors: [A, 2] PRDL anchors; desc: [B, P, A, 3] target descriptors Γ*_p (computed once; f_ave
-            weighted by the mask pixels each thinned target point stands for).
+            weighted by the mask pixels each thinned target point stands for; f_min and f_max also
+            over ``Targets.part_outline``).
         occlusion: [B, H, W] bool; forehead_line: [B, 3] (0, 0, 1 where there is no cut).
         masks: [B, P, h, w] float part masks at the soft-raster resolution, or None.
         image: [B, 3, H, W] float in [0, 1], or None.
@@ -54,6 +55,26 @@ class TargetBatch:
     @property
     def batch_size(self) -> int:
         return int(self.landmarks.shape[0])
+
+
+def _with_outline(targets: Sequence[Targets], points: Tensor, valid: Tensor, weights: Tensor):
+    """(points [B, P, M + K, 2], valid [B, P, M + K], weights [B, P, M + K]) for Γ*: each set
+    followed by its part's outline points (``Targets.part_outline``) with weight 0, so that they
+    enter f_min and f_max only. Unchanged inputs when no target has an outline."""
+    K = max((len(o) for t in targets for o in (t.part_outline or {}).values()), default=0)
+    if K == 0:
+        return points, valid, weights
+    B, P, M = valid.shape
+    pts = torch.cat([points, points.new_zeros(B, P, K, 2)], 2)
+    val = torch.cat([valid, valid.new_zeros(B, P, K)], 2)
+    wts = torch.cat([weights, weights.new_zeros(B, P, K)], 2)
+    for b, t in enumerate(targets):
+        for p, name in enumerate(PART_NAMES):
+            o = np.asarray((t.part_outline or {}).get(name, np.zeros((0, 2))), np.float32).reshape(-1, 2)
+            if len(o) and valid[b, p].any():
+                pts[b, p, M : M + len(o)] = torch.from_numpy(o).to(pts.device)
+                val[b, p, M : M + len(o)] = True
+    return pts, val, wts
 
 
 def collate_targets(
@@ -87,7 +108,8 @@ def collate_targets(
                 w = np.ones(len(pts), np.float32) if w is None else np.asarray(w, np.float32)
                 weights[b, p, : len(pts)] = torch.from_numpy(w).to(device)
     anchors = L.make_anchors(anchor_grid, (W, H), device=device, dtype=torch.float32)
-    desc = L.prdl_descriptors(points, anchors, valid, weights=weights)
+    d_pts, d_val, d_wts = _with_outline(targets, points, valid, weights)
+    desc = L.prdl_descriptors(d_pts, anchors, d_val, weights=d_wts)
     lines = []
     for t in targets:
         fl = t.forehead_line

@@ -119,9 +119,9 @@ class Fitter:
         tri_lab = triangle_labels(self.all_triangles, m.part_labels())
         self.tri_labels = tri_lab
         self.part_triangles = [self.all_triangles[tri_lab == p + 1] for p in range(len(PART_NAMES))]
+        full_sets = [self._part_point_set(p) for p in range(len(PART_NAMES))]
         idx_lists = []
-        for name in PART_NAMES:
-            idx = m.parts[name]
+        for name, idx in zip(PART_NAMES, full_sets):
             cap = cfg.max_skin_points if name == "skin" else cfg.max_part_points
             if idx.numel() > cap:
                 keep = L.farthest_point_sample(m.mean[idx], cap)
@@ -133,14 +133,20 @@ class Fitter:
         for p, idx in enumerate(idx_lists):
             self.part_index[p, : idx.numel()] = idx
             self.part_index_valid[p, : idx.numel()] = True
-        self._prepare_area_tables(idx_lists, n)
+        self._prepare_area_tables(full_sets, idx_lists, n)
         self.landmark_weights = L.default_landmark_weights().to(self.device)
         w = torch.tensor([float(cfg.part_weights.get(p, 1.0)) for p in PART_NAMES], device=self.device)
         self.part_weight_cfg = w
         inner = m.mean[m.landmarks68[_INNER_LANDMARKS]]
         self._inner_lmk_flipped = (inner * torch.tensor([1.0, -1.0, -1.0], device=self.device)).cpu().double()
 
-    def _prepare_area_tables(self, kept: List[Tensor], n: int) -> None:
+    def _part_point_set(self, p: int) -> Tensor:
+        """[N_p] long model points of part ``p``'s predicted set (FitConfig.part_points)."""
+        if self.config.part_points == "vertices":
+            return self.model.parts[PART_NAMES[p]]
+        return torch.unique(self.part_triangles[p].reshape(-1))
+
+    def _prepare_area_tables(self, full_sets: List[Tensor], kept: List[Tensor], n: int) -> None:
         """Tables of the image-area weights (FitConfig.point_weights == "area").
 
         ``area_triangles`` [F, 3] are the part triangles of all parts, ``area_owner`` [F, 3] the
@@ -152,7 +158,7 @@ class Fitter:
         V = m.mean.shape[0]
         tris, owners, skin_flags = [], [], []
         for p, name in enumerate(PART_NAMES):
-            full, keep = m.parts[name], kept[p]
+            full, keep = full_sets[p], kept[p]
             pos = torch.full((V,), -1, dtype=torch.long, device=self.device)
             if full.numel() and keep.numel():
                 near = torch.empty(full.numel(), dtype=torch.long, device=self.device)

@@ -48,17 +48,76 @@ def test_rigid_stage_alone_recovers_yaw(model):
 
 
 def test_prdl_is_nearly_zero_at_the_true_shape(model):
-    """At the parameters that rendered the targets, PRDL is small with area-weighted means and the
-    rendered-support test, and several times smaller than the paper's plain vertex mean (whose
-    f_ave is biased by mesh density and target thinning)."""
+    """At the parameters that rendered the targets, PRDL is small with our point sets (area-weighted
+    means, rendered support, triangle-corner sets, mask outlines), and several times smaller than
+    with the paper's plain vertex sets and pixel centres (f_ave biased by mesh density and target
+    thinning; f_min / f_max by where a set's outer points sit)."""
+    import copy
     case = random_case(model, 3, preset="frown", max_yaw=60)
     gt = (case.targets, case.id_coeffs, case.exp_coeffs, case.rotation, case.translation)
     ours = Fitter(model, FitConfig(device="cpu")).evaluate(*gt)
-    paper = Fitter(model, FitConfig(device="cpu", point_weights="uniform", support_radius=-1)).evaluate(*gt)
+    centres = copy.copy(case.targets)
+    centres.part_outline = None
+    paper_cfg = FitConfig(device="cpu", point_weights="uniform", support_radius=-1, part_points="vertices")
+    paper = Fitter(model, paper_cfg).evaluate(centres, *gt[1:])
+    vertex_sets = Fitter(model, FitConfig(device="cpu", part_points="vertices")).evaluate(centres, *gt[1:])
     assert ours["lmk"] < 1e-6
     assert ours["prdl"] < paper["prdl"] / 4, (ours["prdl"], paper["prdl"])
-    assert ours["prdl"] < 0.8e-3 * 15, ours  # < 15 px² summed over parts and statistics
+    assert ours["prdl"] < 0.8e-3 * 10, ours  # < 10 px² summed over parts and statistics
     assert paper["prdl/skin"] > 5 * ours["prdl/skin"]
+    # the outlines and triangle-corner sets alone: lower on the small parts (brows, nose) and in sum
+    assert ours["prdl"] < 0.8 * vertex_sets["prdl"], (ours, vertex_sets)
+    for part in ("right_brow", "left_brow", "nose"):
+        assert ours[f"prdl/{part}"] < vertex_sets[f"prdl/{part}"], part
+
+
+def test_part_point_sets_are_the_corners_of_the_part_triangles(model):
+    """``part_points="triangles"``: a part's set holds every corner of the triangles rendered as the
+    part (so the set reaches as far as the rendered part), and the annotated vertices of the part
+    that belong to such a triangle; ``"vertices"`` keeps the annotation."""
+    cfg = dict(device="cpu", max_skin_points=10 ** 6, max_part_points=10 ** 6)
+    tri = Fitter(model, FitConfig(part_points="triangles", **cfg))
+    ver = Fitter(model, FitConfig(part_points="vertices", **cfg))
+    for p, name in enumerate(PART_NAMES):
+        got = set(tri.part_index[p][tri.part_index_valid[p]].tolist())
+        corners = set(tri.part_triangles[p].reshape(-1).tolist())
+        assert got == corners, name
+        annotated = set(ver.part_index[p][ver.part_index_valid[p]].tolist())
+        assert annotated == set(model.parts[name].tolist()), name
+        assert len(got - annotated) > 0, name  # the rendered part reaches past its annotated ring
+    with pytest.raises(ValueError, match="part_points"):
+        FitConfig(part_points="corners")
+
+
+def test_outline_enters_nearest_and_furthest_distances_only():
+    from fitter.targets.types import CropTransform, Targets
+
+    def targets(outline):
+        pts = {p: np.zeros((0, 2), np.float32) for p in PART_NAMES}
+        pts["nose"] = np.array([[10.0, 10.0], [11.0, 10.0]], np.float32)
+        t = Targets(landmarks=np.zeros((68, 2), np.float32), landmark_valid=np.ones(68, bool), part_points=pts,
+                    part_masks=np.zeros((32, 32), np.uint8), occlusion=np.zeros((32, 32), bool),
+                    crop=CropTransform.identity(32, 32))
+        if outline:
+            t.part_outline = {p: np.zeros((0, 2), np.float32) for p in PART_NAMES}
+            t.part_outline["nose"] = np.array([[9.5, 10.0], [11.5, 10.0], [10.0, 9.5], [11.0, 10.5]], np.float32)
+            t.part_outline["skin"] = np.array([[3.0, 3.0]], np.float32)  # no skin pixels: stays absent
+        t.validate()
+        return t
+
+    plain = objective.collate_targets([targets(False)], (4, 4), torch.device("cpu"))
+    both = objective.collate_targets([targets(True), targets(False)], (4, 4), torch.device("cpu"))
+    nose, skin = PART_NAMES.index("nose"), PART_NAMES.index("skin")
+    anchors = plain.anchors
+    union = torch.tensor([[10.0, 10.0], [11.0, 10.0], [9.5, 10.0], [11.5, 10.0], [10.0, 9.5], [11.0, 10.5]])
+    d = (anchors[:, None] - union[None]).norm(dim=-1)
+    assert torch.allclose(both.desc[0, nose, :, 0], d.min(1).values, atol=1e-4)
+    assert torch.allclose(both.desc[0, nose, :, 1], d.max(1).values, atol=1e-4)
+    assert (both.desc[0, nose, :, 1] > plain.desc[0, nose, :, 1]).all()
+    assert torch.allclose(both.desc[0, nose, :, 2], plain.desc[0, nose, :, 2])  # f_ave: pixel centres only
+    assert torch.equal(both.desc[1], plain.desc[0])  # the other face of the batch is unchanged
+    assert not both.part_present[0, skin]
+    assert torch.equal(both.points[:, :, : plain.points.shape[2]][1], plain.points[0])  # losses' point sets
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ import pytest
 
 from fitter.targets import labels as L
 from fitter.targets.preprocess import (PreprocessConfig, farthest_point_sample, forehead_line,
-                                       largest_plausible_component, targets_from_label_map)
+                                       largest_plausible_component, mask_outline, targets_from_label_map)
 from fitter.targets.types import CropTransform
 from morphable_models.model import PART_NAMES
 
@@ -175,6 +175,39 @@ def test_farthest_point_sample_basics():
     q = np.random.RandomState(0).rand(300, 2)
     assert np.array_equal(farthest_point_sample(q, 50), farthest_point_sample(q, 50))
     assert len(np.unique(farthest_point_sample(q, 50))) == 50
+
+
+def test_mask_outline_is_where_the_pixels_end():
+    one = np.zeros((5, 6), bool)
+    one[2, 3] = True
+    got = {tuple(p) for p in mask_outline(one).tolist()}
+    assert got == {(3.5, 2.0), (2.5, 2.0), (3.0, 2.5), (3.0, 1.5)}
+    rect = np.zeros((8, 9), bool)
+    rect[2:4, 1:4] = True  # 2 rows x 3 columns of pixels covering x in [0.5, 3.5], y in [1.5, 3.5]
+    out = mask_outline(rect)
+    assert len(out) == 2 * (2 + 3)  # one point per boundary edge
+    assert out[:, 0].min() == 0.5 and out[:, 0].max() == 3.5
+    assert out[:, 1].min() == 1.5 and out[:, 1].max() == 3.5
+    edge = np.zeros((3, 3), bool)
+    edge[0, 0] = True  # the image border counts as outside
+    assert {tuple(p) for p in mask_outline(edge).tolist()} == {(0.5, 0.0), (-0.5, 0.0), (0.0, 0.5), (0.0, -0.5)}
+    assert mask_outline(np.zeros((4, 4), bool)).shape == (0, 2)
+
+
+def test_targets_carry_part_outlines_unless_disabled():
+    lab, lm, v = synthetic_face()
+    t = make(lab, lm, v)
+    for i, name in enumerate(PART_NAMES):
+        mask = t.part_masks == i + 1
+        o = t.part_outline[name]
+        assert len(o) > 0 and np.all(np.abs(np.round(o * 2) - o * 2) == 0), name  # on half-pixel edges
+        # every outline point is the midpoint between a pixel of the part and one outside it
+        inside = np.stack([np.floor(o[:, 0] + 0.25), np.floor(o[:, 1] + 0.25)], 1)
+        outside = 2 * o - inside
+        H, W = mask.shape
+        assert np.all(mask[inside[:, 1].astype(int), inside[:, 0].astype(int)] ^
+                      mask[outside[:, 1].astype(int).clip(0, H - 1), outside[:, 0].astype(int).clip(0, W - 1)]), name
+    assert make(lab, lm, v, outline=False).part_outline is None
 
 
 def test_occlusion_from_hair_is_dilated():

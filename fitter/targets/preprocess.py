@@ -13,7 +13,10 @@ Steps (Wang et al. 2024, Sec. 3.2), in :func:`targets_from_label_map`:
 4. occlusion: hair / eyeglasses / other occluders, dilated by ``occlusion_dilate`` pixels, become
    ``Targets.occlusion`` (predicted points there are dropped by the loss);
 5. point sets C_p: pixel centres of each cleaned mask, thinned by farthest point sampling to
-   ``max_skin_points`` (skin) / ``max_part_points`` (other parts).
+   ``max_skin_points`` (skin) / ``max_part_points`` (other parts); with ``outline`` also the
+   mask's outline (:func:`mask_outline`: where the area the pixels cover ends, half a pixel beyond
+   the outer pixel centres), which PRDL's nearest and furthest distances reach
+   (``Targets.part_outline``).
 
 Works on any label map of :mod:`fitter.targets.labels`, including synthetic ones with labels 0..8
 only and no photo.
@@ -58,6 +61,8 @@ class PreprocessConfig:
         forehead_offset: the cut sits this many inter-ocular distances above the brows' top.
         occlusion_dilate: grow the occluder mask by this many crop pixels.
         occluder_labels: labels that count as occluders.
+        outline: also give each part's outline (``Targets.part_outline``); False = pixel centres
+            only, as in the paper.
     """
 
     max_skin_points: int = 3000
@@ -69,6 +74,7 @@ class PreprocessConfig:
     forehead_offset: float = 0.05
     occlusion_dilate: int = 2
     occluder_labels: Tuple[int, ...] = L.OCCLUDER_LABELS
+    outline: bool = True
 
 
 # ---------------------------------------------------------------------------- point sampling
@@ -123,6 +129,31 @@ def mask_points(mask: np.ndarray) -> np.ndarray:
     """[N, 2] float32 (x, y) pixel centres of a [H, W] bool mask, row-major order."""
     ys, xs = np.nonzero(mask)
     return np.stack([xs, ys], axis=1).astype(np.float32)
+
+
+def mask_outline(mask: np.ndarray) -> np.ndarray:
+    """[K, 2] float32 (x, y) midpoints of the pixel edges between ``mask`` and the rest.
+
+    A pixel stands for the unit square around its centre, so the region a mask covers ends half a
+    pixel beyond its outer pixel centres: these midpoints (the mask's 0.5 level line, sampled once
+    per boundary edge; the image border counts as outside) are where it ends. Pixel centres alone
+    put a part's nearest and furthest points about half a pixel inside the region, which for a
+    lip or an eye a few pixels tall is a sizeable bias of PRDL's f_min and f_max.
+
+    Args:
+        mask: [H, W] bool.
+    Returns:
+        [K, 2] float32, ordered by direction (+x, -x, +y, -y) then row-major; [0, 2] if empty.
+    """
+    m = np.asarray(mask, dtype=bool)
+    H, W = m.shape
+    pad = np.pad(m, 1)
+    out = []
+    for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        beyond = pad[1 + dy : 1 + dy + H, 1 + dx : 1 + dx + W]
+        ys, xs = np.nonzero(m & ~beyond)
+        out.append(np.stack([xs + 0.5 * dx, ys + 0.5 * dy], axis=1))
+    return np.concatenate(out, axis=0).astype(np.float32).reshape(-1, 2)
 
 
 # ---------------------------------------------------------------------------- components
@@ -307,9 +338,12 @@ def targets_from_label_map(labels: np.ndarray, landmarks: np.ndarray, landmark_v
     occ = occlusion_mask(lab, config.occluder_labels, config.occlusion_dilate)
     points: Dict[str, np.ndarray] = {}
     weights: Dict[str, np.ndarray] = {}
+    outline: Dict[str, np.ndarray] = {}
     counts: Dict[str, int] = {}
     for i, name in enumerate(PART_NAMES):
-        pts = mask_points(cleaned == i + 1)
+        mask = cleaned == i + 1
+        pts = mask_points(mask)
+        outline[name] = mask_outline(mask) if config.outline else np.zeros((0, 2), np.float32)
         counts[name] = int(pts.shape[0])
         cap = config.max_skin_points if name == "skin" else config.max_part_points
         w = np.ones(pts.shape[0], np.float32)
@@ -326,6 +360,7 @@ def targets_from_label_map(labels: np.ndarray, landmarks: np.ndarray, landmark_v
         landmark_valid=valid,
         part_points=points,
         part_point_weights=weights,
+        part_outline=outline if config.outline else None,
         part_masks=cleaned,
         occlusion=occ,
         crop=crop,

@@ -59,6 +59,9 @@ class Targets:
             (ears removed, noise filtered, forehead cut, thinned); an empty [0, 2] array = part absent.
         part_point_weights: part name -> [N_p] mask pixels each point stands for (1 everywhere
             unless the set was thinned), used as the weights of PRDL's mean distance; None = all 1.
+        part_outline: part name -> [K_p, 2] outline of the part's pixel region (midpoints of the
+            edges between its pixels and the rest, see ``preprocess.mask_outline``): PRDL's f_min
+            and f_max also reach these points, its f_ave does not; None = pixel centres only.
         part_masks: [H, W] uint8 label map of the cleaned targets (0 background, i + 1 = PART_NAMES[i]).
         occlusion: [H, W] bool, True where hair or another occluder covers the face: predicted points
             that land there are dropped.
@@ -80,6 +83,7 @@ class Targets:
     forehead_line: Optional[np.ndarray] = None
     image: Optional[np.ndarray] = None
     part_point_weights: Optional[Dict[str, np.ndarray]] = None
+    part_outline: Optional[Dict[str, np.ndarray]] = None
     source: str = ""
     face_index: int = 0
     meta: Dict[str, object] = field(default_factory=dict)
@@ -111,5 +115,10 @@ class Targets:
                 raise ValueError(f"part_point_weights[{p}] must be [{len(self.part_points.get(p, ()))}]")
             if not np.all(np.isfinite(w)) or np.any(np.asarray(w) < 0):
                 raise ValueError(f"part_point_weights[{p}] must be finite and >= 0")
+        for p, pts in (self.part_outline or {}).items():
+            if p not in self.part_points or np.ndim(pts) != 2 or np.shape(pts)[1] != 2:
+                raise ValueError(f"part_outline[{p}] must be [K, 2] and keyed like part_points")
+            if not np.all(np.isfinite(pts)):
+                raise ValueError(f"part_outline[{p}] contains NaN or inf")
         if self.part_masks.shape != (H, W) or self.occlusion.shape != (H, W):
             raise ValueError(f"part_masks/occlusion must be [{H}, {W}]")
