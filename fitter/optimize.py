@@ -217,8 +217,41 @@ class Fitter:
         """
         cfg = self.config
         active = cfg.active_losses()
-        tb = collate_targets([targets], cfg.anchors, self.device, mask_resolution=64 if "sil_iou" in active else None,
-                             with_image="pho" in active)
+        tb, params, colour = self._fixed_parameters(targets, id_coeffs, exp_coeffs, rotation, translation, active)
+        with torch.no_grad():
+            _, values, total = self._evaluate(params, colour, tb, active, None, True)
+        out = {k: float(v[0]) * cfg.loss_weights[k] for k, v in values.items() if k in TERMS}
+        if "prdl_parts" in values:
+            out.update({f"prdl/{p}": float(values["prdl_parts"][0, i]) * cfg.loss_weights["prdl"]
+                        for i, p in enumerate(PART_NAMES)})
+        out["total"] = float(total[0])
+        return out
+
+    def prdl_descriptors_at(
+        self,
+        targets: Targets,
+        id_coeffs: np.ndarray,
+        exp_coeffs: np.ndarray,
+        rotation: np.ndarray,
+        translation: np.ndarray,
+    ) -> Tuple[Tensor, Tensor, Tensor]:
+        """PRDL's two sides for one face at given parameters (arguments as :meth:`evaluate`).
+
+        Returns:
+            (Γ [P, A, 3] of the predicted point sets as the fit builds them, Γ* [P, A, 3] of the
+            targets, present [P] bool); statistics (f_min, f_max, f_ave) in pixels, anchors as
+            ``FitConfig.anchors``, parts in PART_NAMES order.
+        """
+        tb, params, _ = self._fixed_parameters(targets, id_coeffs, exp_coeffs, rotation, translation, {})
+        with torch.no_grad():  # PRDL alone: its point sets and area weights
+            ctx, _, _ = self._evaluate(params, None, tb, {"prdl": 1.0}, None, True, parts=True)
+            pred = L.prdl_descriptors(ctx.pred_points, tb.anchors, ctx.pred_valid, weights=ctx.pred_weights)
+        return pred[0], tb.desc[0], tb.part_present[0]
+
+    def _fixed_parameters(self, targets, id_coeffs, exp_coeffs, rotation, translation, active):
+        """(TargetBatch of one face, _Params at the given values, colour or None) for evaluate()."""
+        tb = collate_targets([targets], self.config.anchors, self.device,
+                             mask_resolution=64 if "sil_iou" in active else None, with_image="pho" in active)
         self._set_camera(tb)
         m = self.model
         f32 = dict(device=self.device, dtype=torch.float32)
@@ -231,14 +264,7 @@ class Fitter:
             log_depth=t[:, 2:].log(),
         )
         colour = self._init_colour(tb, params) if "pho" in active else None
-        with torch.no_grad():
-            _, values, total = self._evaluate(params, colour, tb, active, None, True)
-        out = {k: float(v[0]) * cfg.loss_weights[k] for k, v in values.items() if k in TERMS}
-        if "prdl_parts" in values:
-            out.update({f"prdl/{p}": float(values["prdl_parts"][0, i]) * cfg.loss_weights["prdl"]
-                        for i, p in enumerate(PART_NAMES)})
-        out["total"] = float(total[0])
-        return out
+        return tb, params, colour
 
     def _set_camera(self, tb: TargetBatch) -> None:
         W, H = tb.size

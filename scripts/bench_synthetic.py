@@ -21,12 +21,21 @@ Metrics (mean ± std over cases): Part IoU per part of the re-rendered fit vs th
 label map (crop pixels), 68-landmark NME (outer-eye-corner normalised), and the 3D error of the
 face vertices in mm after similarity (Umeyama) alignment.
 
+Variants of the fitter (``--fit-option part_points=vertices``, repeatable, any FitConfig field, the
+value read as JSON when it parses) and of the targets (``--no-outline``: pixel centres only) apply
+to every setting, e.g. the paper's point sets on held-out seeds:
+
+    python scripts/bench_synthetic.py --seed0 20 --cases 20 --settings lmk lmk+prdl \
+        --fit-option part_points=vertices --no-outline
+
 Usage:
     PRDLFIT_CACHE=/work/main/.cache python scripts/bench_synthetic.py --cases 6 --iters 100 --out synth.md
 """
 from __future__ import annotations
 
 import argparse
+import copy
+import json
 import os
 import sys
 import time
@@ -156,14 +165,34 @@ def main() -> int:
                     help="expression presets, cycled over the cases")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--model", default="ict")
+    ap.add_argument("--fit-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="FitConfig field for every setting (value parsed as JSON when it parses), repeatable")
+    ap.add_argument("--no-outline", action="store_true", help="targets without part outlines (pixel centres only)")
     ap.add_argument("--out", default=None, help="write the Markdown table here")
     args = ap.parse_args()
+    options = {}
+    for text in args.fit_option:
+        key, sep, value = text.partition("=")
+        if not sep:
+            raise SystemExit(f"--fit-option needs KEY=VALUE, got {text!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    try:
+        FitConfig(**options)
+    except (TypeError, ValueError) as err:
+        raise SystemExit(f"bad --fit-option: {err}") from None
 
     model = morphable_models.load(args.model)
     face_idx = face_vertex_indices(model)
     presets = args.presets
     cases = [random_case(model, seed=args.seed0 + i, preset=presets[i % len(presets)], max_yaw=args.max_yaw)
              for i in range(args.cases)]
+    if args.no_outline:
+        for c in cases:
+            c.targets = copy.copy(c.targets)
+            c.targets.part_outline = None
     print("cases:", ", ".join(f"{c.name} yaw={c.euler_deg[1]:+.0f}" for c in cases), file=sys.stderr)
     base = [mean_face_error(model, c, face_idx) for c in cases]
     print(f"mean face error: {np.mean(base):.2f} ± {np.std(base):.2f} mm", file=sys.stderr)
@@ -172,13 +201,16 @@ def main() -> int:
               f"{args.rigid_iters} rigid + {args.iters} main iterations, Adam, device {args.device}, "
               f"model {args.model}. init = first main-stage weighted value of the data term; "
               f"err / mean face = vertex error over the mean face's error on the same case "
-              f"(mean face: {np.mean(base):.2f} ± {np.std(base):.2f} mm).\n\n")
+              f"(mean face: {np.mean(base):.2f} ± {np.std(base):.2f} mm)."
+              + "".join(f" {k}={v}." for k, v in options.items())
+              + (" Targets without part outlines." if args.no_outline else "") + "\n\n")
     rows: Dict[str, List[CaseScores]] = {}
     weights: Dict[str, Dict[str, float]] = {}
     secs: Dict[str, float] = {}
     for s in settings(args.settings):
         iters = 0 if s.name == "rigid" else args.iters
-        cfg = FitConfig(loss_weights=s.weights, iters=iters, rigid_iters=args.rigid_iters, device=args.device)
+        cfg = FitConfig(loss_weights=s.weights, iters=iters, rigid_iters=args.rigid_iters, device=args.device,
+                        **options)
         t0 = time.perf_counter()
         results = Fitter(model, cfg).fit([c.targets for c in cases])
         secs[s.name] = time.perf_counter() - t0

@@ -71,6 +71,20 @@ def test_prdl_is_nearly_zero_at_the_true_shape(model):
         assert ours[f"prdl/{part}"] < vertex_sets[f"prdl/{part}"], part
 
 
+def test_prdl_descriptors_at_give_the_evaluated_loss(model):
+    case = random_case(model, 7, preset="frown", max_yaw=60)
+    gt = (case.targets, case.id_coeffs, case.exp_coeffs, case.rotation, case.translation)
+    fitter = Fitter(model, FitConfig(device="cpu"))
+    pred, target, present = fitter.prdl_descriptors_at(*gt)
+    A = fitter.config.anchors[0] * fitter.config.anchors[1]
+    assert pred.shape == target.shape == (len(PART_NAMES), A, 3) and present.all()
+    per_part = ((pred - target) ** 2).sum((1, 2)) / A
+    values = fitter.evaluate(*gt)
+    for p, name in enumerate(PART_NAMES):
+        assert abs(float(per_part[p]) * 0.8e-3 - values[f"prdl/{name}"]) < 1e-6 + 1e-4 * values[f"prdl/{name}"], name
+    assert torch.all(target[..., 0] <= target[..., 2]) and torch.all(target[..., 2] <= target[..., 1])
+
+
 def test_part_point_sets_are_the_corners_of_the_part_triangles(model):
     """``part_points="triangles"``: a part's set holds every corner of the triangles rendered as the
     part (so the set reaches as far as the rendered part), and the annotated vertices of the part
