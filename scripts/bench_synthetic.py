@@ -34,7 +34,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import copy
+import dataclasses
 import json
 import os
 import sys
@@ -191,8 +191,7 @@ def main() -> int:
              for i in range(args.cases)]
     if args.no_outline:
         for c in cases:
-            c.targets = copy.copy(c.targets)
-            c.targets.part_outline = None
+            c.targets = dataclasses.replace(c.targets, part_outline=None)
     print("cases:", ", ".join(f"{c.name} yaw={c.euler_deg[1]:+.0f}" for c in cases), file=sys.stderr)
     base = [mean_face_error(model, c, face_idx) for c in cases]
     print(f"mean face error: {np.mean(base):.2f} ± {np.std(base):.2f} mm", file=sys.stderr)

@@ -18,7 +18,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import copy
+import dataclasses
 import os
 import sys
 from typing import Dict
@@ -43,10 +43,7 @@ CONFIGS: Dict[str, dict] = {
 
 def at_truth(fitter: Fitter, case, outline: bool) -> np.ndarray:
     """[P, 3] (PRDL, f_min offset outside, f_max offset), NaN rows for parts absent from the target."""
-    t = case.targets
-    if not outline:
-        t = copy.copy(t)
-        t.part_outline = None
+    t = case.targets if outline else dataclasses.replace(case.targets, part_outline=None)
     pred, tgt, present = fitter.prdl_descriptors_at(t, case.id_coeffs, case.exp_coeffs, case.rotation,
                                                     case.translation)
     out = np.full((len(PART_NAMES), 3), np.nan)

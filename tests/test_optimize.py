@@ -52,12 +52,11 @@ def test_prdl_is_nearly_zero_at_the_true_shape(model):
     means, rendered support, triangle-corner sets, mask outlines), and several times smaller than
     with the paper's plain vertex sets and pixel centres (f_ave biased by mesh density and target
     thinning; f_min / f_max by where a set's outer points sit)."""
-    import copy
+    import dataclasses
     case = random_case(model, 3, preset="frown", max_yaw=60)
     gt = (case.targets, case.id_coeffs, case.exp_coeffs, case.rotation, case.translation)
     ours = Fitter(model, FitConfig(device="cpu")).evaluate(*gt)
-    centres = copy.copy(case.targets)
-    centres.part_outline = None
+    centres = dataclasses.replace(case.targets, part_outline=None)
     paper_cfg = FitConfig(device="cpu", point_weights="uniform", support_radius=-1, part_points="vertices")
     paper = Fitter(model, paper_cfg).evaluate(centres, *gt[1:])
     vertex_sets = Fitter(model, FitConfig(device="cpu", part_points="vertices")).evaluate(centres, *gt[1:])
@@ -86,9 +85,9 @@ def test_prdl_descriptors_at_give_the_evaluated_loss(model):
 
 
 def test_part_point_sets_are_the_corners_of_the_part_triangles(model):
-    """``part_points="triangles"``: a part's set holds every corner of the triangles rendered as the
-    part (so the set reaches as far as the rendered part), and the annotated vertices of the part
-    that belong to such a triangle; ``"vertices"`` keeps the annotation."""
+    """``part_points="triangles"``: a part's set is exactly the corners of the triangles rendered as
+    the part (so the set reaches as far as the rendered part), which include vertices annotated
+    with other parts; ``"vertices"`` keeps the annotation."""
     cfg = dict(device="cpu", max_skin_points=10 ** 6, max_part_points=10 ** 6)
     tri = Fitter(model, FitConfig(part_points="triangles", **cfg))
     ver = Fitter(model, FitConfig(part_points="vertices", **cfg))

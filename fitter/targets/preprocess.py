@@ -343,7 +343,8 @@ def targets_from_label_map(labels: np.ndarray, landmarks: np.ndarray, landmark_v
     for i, name in enumerate(PART_NAMES):
         mask = cleaned == i + 1
         pts = mask_points(mask)
-        outline[name] = mask_outline(mask) if config.outline else np.zeros((0, 2), np.float32)
+        if config.outline:
+            outline[name] = mask_outline(mask)
         counts[name] = int(pts.shape[0])
         cap = config.max_skin_points if name == "skin" else config.max_part_points
         w = np.ones(pts.shape[0], np.float32)
