@@ -15,6 +15,7 @@ DEFAULT_LOSS_WEIGHTS: Dict[str, float] = {
     "lmk": 1.6e-3,       # 68 landmarks with contour marching
     "id_prior": 3e-4,    # Gaussian prior on identity coefficients (paper λ_reg)
     "exp_prior": 3e-4,   # prior on expression coefficients
+    "exp_sparse": 0.0,   # sparsity (L1) prior on expression coefficients
     "pho": 0.0,          # photometric term (models with colour)
     "sil_iou": 0.0,      # soft-silhouette IoU per part (comparison)
     "icp_t2p": 0.0,      # ICP target -> prediction (comparison)

@@ -228,6 +228,10 @@ def _exp_prior(ctx: LossContext) -> Tensor:
     return L.gaussian_prior(ctx.exp_coeffs, ctx.model.exp_std[: ctx.exp_coeffs.shape[1]])
 
 
+def _exp_sparse(ctx: LossContext) -> Tensor:
+    return L.l1_prior(ctx.exp_coeffs, ctx.model.exp_std[: ctx.exp_coeffs.shape[1]])
+
+
 def _segmentation(fn: Callable) -> Callable[[LossContext], Tensor]:
     def term(ctx: LossContext) -> Tensor:
         t = ctx.target
@@ -258,6 +262,7 @@ TERMS: Dict[str, Callable[[LossContext], Tensor]] = {
     "lmk": _lmk,
     "id_prior": _id_prior,
     "exp_prior": _exp_prior,
+    "exp_sparse": _exp_sparse,
     "pho": _pho,
     "sil_iou": _sil_iou,
     "icp_t2p": _segmentation(L.icp_t2p_loss),
@@ -271,4 +276,4 @@ POINT_SET_TERMS = ("prdl", "icp_t2p", "icp_p2t", "chamfer", "dcd")
 
 #: terms that use neither visibility nor the part point sets (a stage of only these skips the
 #: z-buffer: the rigid stage).
-VISIBILITY_FREE_TERMS = ("lmk", "id_prior", "exp_prior")
+VISIBILITY_FREE_TERMS = ("lmk", "id_prior", "exp_prior", "exp_sparse")

@@ -16,11 +16,14 @@ from typing import Callable, Dict, List, Optional, Union
 from fitter.errors import ModelError
 from morphable_models import bfm, ict, sfm
 from morphable_models.cache import CacheMeta, FORMAT_VERSION, load_model, read_meta
+from morphable_models.landmark_embedding import embed_landmarks, packaged_embedding
 from morphable_models.model import PART_NAMES, MorphableModel
 
 PathLike = Union[str, Path]
 CACHE_ENV = "PRDLFIT_CACHE"
 DEFAULT_MODEL = "ict"
+#: how ``load`` defines the iBUG-68 landmarks (see :func:`load`)
+LANDMARK_CHOICES = ("calibrated", "vertices")
 
 
 @dataclass(frozen=True)
@@ -185,16 +188,28 @@ def _load_from_source(kind: str, src: Path, cache_dir, device) -> MorphableModel
 
 
 def load(name_or_path: PathLike = DEFAULT_MODEL, cache_dir: Optional[PathLike] = None,
-         device=None) -> MorphableModel:
+         device=None, landmarks: str = "calibrated") -> MorphableModel:
     """A :class:`MorphableModel` by name (``ict``, ``sfm``, ``bfm``) or path.
 
     A path may be one of our ``.npz`` caches, a 3DDFA-V3 ``face_model.npy``, or a folder with the
     ICT-FaceKit or SFM files (converted once into the cache). Named models are converted on first
     use (and again when the converter changed).
 
+    ``landmarks``: ``calibrated`` (default) places the iBUG-68 points where the package's table
+    for this model puts them (:mod:`morphable_models.landmark_embedding`; models without a table
+    keep their vertices); ``vertices`` keeps the model's own landmark vertices (the paper's way).
+
     Raises:
         ModelError: one line: unknown name, missing source, corrupt or foreign file.
     """
+    if landmarks not in LANDMARK_CHOICES:
+        raise ModelError(f"landmarks must be one of {', '.join(LANDMARK_CHOICES)}, got {landmarks!r}")
+    model = _load(name_or_path, cache_dir, device)
+    table = packaged_embedding(model.name) if landmarks == "calibrated" else None
+    return embed_landmarks(model, table) if table is not None else model
+
+
+def _load(name_or_path: PathLike, cache_dir: Optional[PathLike], device) -> MorphableModel:
     key = str(name_or_path)
     if key in SPECS:
         spec = SPECS[key]

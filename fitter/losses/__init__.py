@@ -11,7 +11,7 @@ from fitter.losses.prdl import (
     prdl_loss,
     prdl_part_losses,
 )
-from fitter.losses.priors import gaussian_prior, l2_prior
+from fitter.losses.priors import gaussian_prior, l1_prior, l2_prior
 from fitter.losses.segmentation import (
     chamfer_loss,
     dcd_loss,
@@ -28,6 +28,7 @@ __all__ = [
     "default_landmark_weights",
     "farthest_point_sample",
     "gaussian_prior",
+    "l1_prior",
     "icp_p2t_loss",
     "icp_t2p_loss",
     "l2_prior",

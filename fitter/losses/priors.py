@@ -33,3 +33,25 @@ def l2_prior(coeffs: Tensor) -> Tensor:
     if coeffs.dim() != 2:
         raise ValueError(f"coeffs must be [B, K], got {tuple(coeffs.shape)}")
     return coeffs.square().sum(dim=1)
+
+
+def l1_prior(coeffs: Tensor, std: Tensor) -> Tensor:
+    """Sparsity (Laplace) prior: Σ_k |c_k| / std_k.
+
+    Unlike the Gaussian prior, whose pull vanishes near 0, its pull has the same size at any
+    magnitude, so a coefficient the data does not ask for goes to exactly 0 (with the [0, 1]
+    bounds of blendshape weights, the optimizer's projection lands it there): a neutral face keeps
+    a neutral expression instead of a spread of small, compensating weights.
+
+    Args:
+        coeffs: [B, K] (or [B, k] with k <= K). std: [K] positive scales.
+    Returns:
+        [B].
+    """
+    if coeffs.dim() != 2:
+        raise ValueError(f"coeffs must be [B, K], got {tuple(coeffs.shape)}")
+    k = coeffs.shape[1]
+    if std.dim() != 1 or std.shape[0] < k:
+        raise ValueError(f"std must be [K >= {k}], got {tuple(std.shape)}")
+    s = std[:k].to(device=coeffs.device, dtype=coeffs.dtype)
+    return (coeffs / s).abs().sum(dim=1)

@@ -1,0 +1,158 @@
+#!/usr/bin/env python
+"""Fit the model's iBUG-68 landmark embedding to annotated photos (writes ``<model>_landmarks68.json``).
+
+For each landmark k (the chin 8 and the inner points 17-67; the other jaw points march along the
+outline) the script looks for the point of the model's surface, one triangle f and barycentric
+weights w, whose projections through fitted meshes land nearest to the annotators' points:
+
+    (f_k, w_k) = argmin_{f, w}  mean_i  ‖ Σ_j w_j · P_i(V_{f_j}) − g_ik ‖ / d_i
+
+with P_i the fitted mesh of photo i projected into its crop, g_ik the annotation (crop pixels) and
+d_i the annotated outer-eye-corner distance: the normalized mean error (NME) that the evaluation
+scores. Candidates are the face triangles within ``--radius`` of the landmark's current point on the
+mean face, each on a barycentric grid, refined once on a finer grid around the best. Fits and
+embedding depend on each other, so the two alternate for ``--rounds`` rounds (fit with the current
+table, re-place every landmark).
+
+The photos are one split of ``shared/images/300w-train`` (``--split calibration``: the even
+positions of the sorted file list; ``scripts/eval_real.py --split evaluation`` reports on the odd
+ones), with MediaPipe's landmarks as the fit's targets, as ``prdlfit fit`` uses them.
+
+Usage:
+    PRDLFIT_CACHE=.cache python scripts/calibrate_landmarks.py --rounds 2 --out morphable_models/data/ict_landmarks68.json
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import List
+
+import numpy as np
+import torch
+
+import morphable_models
+from fitter.config import FitConfig, parse_loss_option
+from fitter.metrics import face_vertex_indices
+from fitter.optimize import Fitter
+from fitter.targets.landmark_files import read_pts
+from fitter.targets.pipeline import TargetConfig, build_targets
+from morphable_models.landmark_embedding import LandmarkEmbedding, embed_landmarks, embedding_path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from real_data import split_300w  # noqa: E402
+
+#: the iBUG points the table places: the chin and everything but the jaw outline
+EMBEDDED = [8] + list(range(17, 68))
+
+
+def barycentric_grid(steps: int) -> np.ndarray:
+    """[G, 3] all weights (a, b, c) >= 0 with a + b + c = 1 on a grid of 1/steps."""
+    pts = [(i / steps, j / steps, (steps - i - j) / steps) for i in range(steps + 1) for j in range(steps + 1 - i)]
+    return np.asarray(pts, np.float64)
+
+
+def place_landmark(proj: np.ndarray, gt: np.ndarray, scale: np.ndarray, tris: np.ndarray, grid: np.ndarray):
+    """Best (triangle row, weights, cost) for one landmark.
+
+    Args:
+        proj: [N, V, 2] projected fitted meshes (crop pixels). gt: [N, 2] annotations (crop pixels).
+        scale: [N] normalisation (outer-eye-corner distance, pixels). tris: [T, 3] candidate triangles.
+        grid: [G, 3] barycentric weights tried on each triangle.
+    Returns:
+        (t, w [3], cost) with cost the mean normalized distance over the N photos.
+    """
+    corners = proj[:, tris]  # [N, T, 3, 2]
+    pts = np.einsum("ntjc,gj->ntgc", corners, grid)  # [N, T, G, 2]
+    err = np.linalg.norm(pts - gt[:, None, None], axis=-1) / scale[:, None, None]
+    cost = err.mean(0)  # [T, G]
+    t, g = np.unravel_index(np.argmin(cost), cost.shape)
+    return int(t), grid[g], float(cost[t, g])
+
+
+def calibrate(model, proj: np.ndarray, gts: np.ndarray, scale: np.ndarray, radius: float) -> LandmarkEmbedding:
+    """One round: place every EMBEDDED landmark given the fits' projections (see module doc)."""
+    face = set(face_vertex_indices(model).tolist())
+    tri = model.triangles.cpu().numpy()
+    tri = tri[np.isin(tri, list(face)).all(1)]
+    mean = model.mean.cpu().numpy()
+    centroid = mean[tri].mean(1)
+    coarse, fine = barycentric_grid(6), barycentric_grid(24)
+    rows, weights = [], []
+    for k in EMBEDDED:
+        here = mean[int(model.landmarks68[k])]
+        near = np.flatnonzero(np.linalg.norm(centroid - here, axis=1) < radius)
+        t, _, _ = place_landmark(proj, gts[:, k], scale, tri[near], coarse)
+        best = tri[near[t]]
+        ring = near[np.isin(tri[near], best).any(1)]  # the best triangle and its neighbours
+        t, w, cost = place_landmark(proj, gts[:, k], scale, tri[ring], fine)
+        rows.append(tri[ring[t]])
+        weights.append(w)
+    return LandmarkEmbedding(landmarks=torch.tensor(EMBEDDED), triangles=torch.from_numpy(np.stack(rows)).long(),
+                             weights=torch.from_numpy(np.stack(weights)).float(), model=model.name)
+
+
+def fit_projections(model, targets, gts_orig, args):
+    """([N, V, 2] fitted projections, [N, 68, 2] annotations, [N] eye distances), all crop pixels."""
+    weights = dict(parse_loss_option(x) for x in args.loss)
+    fitter = Fitter(model, FitConfig(loss_weights=weights, iters=args.iters, rigid_iters=args.rigid_iters, device="cpu"))
+    proj, gts, scale = [], [], []
+    for s in range(0, len(targets), args.batch):
+        chunk = list(range(s, min(s + args.batch, len(targets))))
+        for i, res in zip(chunk, fitter.fit([targets[i] for i in chunk])):
+            if res.failure:
+                continue
+            g = res.targets.crop.to_crop(gts_orig[i])
+            proj.append(res.vertices_image[: model.num_mesh_vertices].astype(np.float64))
+            gts.append(g)
+            scale.append(np.linalg.norm(g[36] - g[45]))
+        print(f"  fitted {chunk[-1] + 1}/{len(targets)}", file=sys.stderr, flush=True)
+    return np.stack(proj), np.stack(gts), np.asarray(scale)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shared", default=os.environ.get("PRDLFIT_SHARED", "/work/shared"))
+    ap.add_argument("--split", default="calibration", choices=["calibration", "evaluation", "all"])
+    ap.add_argument("--limit", type=int, default=None, help="first N photos of the split")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--start", default="vertices", choices=["vertices", "calibrated"],
+                    help="the landmarks of the first round's fits")
+    ap.add_argument("--iters", type=int, default=200)
+    ap.add_argument("--rigid-iters", type=int, default=50)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--loss", action="append", default=[], metavar="NAME=W", help="loss weights of the fits")
+    ap.add_argument("--radius", type=float, default=1.5, help="candidate triangles within this distance (model units)")
+    ap.add_argument("--out", default=str(embedding_path("ict")))
+    args = ap.parse_args()
+
+    photos = split_300w(args.shared, args.split)[: args.limit]
+    base = morphable_models.load("ict", landmarks="vertices")
+    model = morphable_models.load("ict", landmarks=args.start)
+    targets, gts = [], []
+    for jpg in photos:
+        found = build_targets(jpg, TargetConfig())
+        if found:
+            targets.append(found[0])
+            gts.append(read_pts(os.path.splitext(jpg)[0] + ".pts"))
+    print(f"{len(targets)} of {len(photos)} photos with a face ({args.split} split)", file=sys.stderr)
+    emb = None
+    for r in range(args.rounds):
+        t0 = time.perf_counter()
+        proj, g, scale = fit_projections(model, targets, gts, args)
+        emb = calibrate(base, proj, g, scale, args.radius)
+        model = embed_landmarks(base, emb)
+        print(f"round {r + 1}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    assert emb is not None
+    emb = LandmarkEmbedding(emb.landmarks, emb.triangles, emb.weights, model="ict",
+                            note=f"scripts/calibrate_landmarks.py --split {args.split} --rounds {args.rounds} "
+                                 f"--iters {args.iters} --rigid-iters {args.rigid_iters} on {len(targets)} "
+                                 f"300-W training photos, MediaPipe landmarks as targets")
+    emb.save(args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
