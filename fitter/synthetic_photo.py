@@ -154,8 +154,9 @@ def smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
 
 
 def smooth_noise(points: np.ndarray, scale: float, seed: int, waves: int = 12) -> np.ndarray:
-    """Band-limited noise in [-1, 1] at ``points`` [N, 2]: a sum of ``waves`` random sinusoids of
-    wavelength about ``scale`` (same units as the points). Returns [N]."""
+    """Band-limited noise at ``points`` [N, 2]: a sum of ``waves`` random sinusoids of wavelength
+    about ``scale`` (same units as the points), scaled to standard deviation 0.5 (so |value| <=
+    0.5 sqrt(2 waves)). Returns [N]."""
     rng = np.random.default_rng(seed)
     ang = rng.uniform(0, 2 * np.pi, waves)
     freq = 2 * np.pi / (scale * rng.uniform(0.5, 1.5, waves))
