@@ -6,6 +6,12 @@ from scipy.spatial.transform import Rotation
 from fitter.metrics_3d import SurfaceQuery, crop_scan, now_error, rigid_icp, sample_surface, umeyama
 
 
+@pytest.fixture
+def o3d():
+    """Open3D (the surface queries); skips where it cannot load (e.g. without libusb-1.0)."""
+    return pytest.importorskip("open3d")
+
+
 def grid_mesh(n: int = 61, half: float = 150.0, height=None):
     """A square grid in the z = height(x, y) surface, mm: ([n*n, 3] vertices, [2(n-1)^2, 3] triangles)."""
     xs = np.linspace(-half, half, n)
@@ -43,7 +49,7 @@ def test_sample_surface_is_uniform_by_area():
     assert counts.min() > 0.9 * 2500 and counts.max() < 1.1 * 2500
 
 
-def test_similarity_transformed_copy_scores_zero():
+def test_similarity_transformed_copy_scores_zero(o3d):
     gv, tri = grid_mesh(height=bumpy)
     R = Rotation.from_euler("xyz", [10, 40, -5], degrees=True).as_matrix()
     pv = (0.1 * gv) @ R.T + np.array([5.0, 2.0, -30.0])  # e.g. cm, rotated and moved
@@ -54,7 +60,7 @@ def test_similarity_transformed_copy_scores_zero():
     assert 0 < score.scan_points < 5000  # the 95 mm crop removed the corners of the 300 mm square
 
 
-def test_known_normal_offset_gives_its_distance():
+def test_known_normal_offset_gives_its_distance(o3d):
     """The predicted surface is the truth raised by 2 mm everywhere within 110 mm of the centre
     (beyond the 95 mm scan) and unmoved at the far edges, where the landmarks are: the landmark
     similarity is the identity and every scan point lies 2 mm below the plateau."""
@@ -72,7 +78,7 @@ def test_known_normal_offset_gives_its_distance():
     assert now_error(pv, tri, lm, gv, tri, lm, centre, scan_points=8000, icp_iters=10).mean_mm < 0.05
 
 
-def test_icp_removes_a_misalignment_the_landmarks_leave():
+def test_icp_removes_a_misalignment_the_landmarks_leave(o3d):
     gv, tri = grid_mesh(height=bumpy)
     lm_gt = np.arange(0, len(gv), 131)
     rng = np.random.default_rng(3)
@@ -84,7 +90,7 @@ def test_icp_removes_a_misalignment_the_landmarks_leave():
     assert score.mean_mm < 0.1 * score.landmark_only_mm  # what is left is the scale error, which rigid ICP keeps
 
 
-def test_crop_and_distance_helpers():
+def test_crop_and_distance_helpers(o3d):
     v, tri = grid_mesh(n=11, half=10.0)
     q = SurfaceQuery(v, tri)
     pts = np.array([[0.0, 0.0, 3.0], [2.5, -1.0, -1.5], [20.0, 0.0, 0.0]])
