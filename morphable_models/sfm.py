@@ -30,6 +30,10 @@ HINT = f"; set {SOURCE_ENV} to the folder with sfm_shape_3448.bin or run `prdlfi
 RIGHT_JAW = list(range(0, 8))    # iBUG 0-based, person's right, top (ear level) to chin
 LEFT_JAW = list(range(16, 8, -1))  # person's left, top to chin
 CHIN = 8
+#: iBUG-68 landmarks (0-based) that ibug_to_sfm.txt maps to SFM vertices: the chin (8), brows, nose,
+#: eyes and lips without the inner mouth corners (60, 64). The converted model's other landmarks
+#: (jaw contour, inner corners) are placed by rule, not by correspondence.
+MAPPED_LANDMARKS = tuple([CHIN] + list(range(17, 60)) + [61, 62, 63, 65, 66, 67])
 
 
 @dataclass(frozen=True)

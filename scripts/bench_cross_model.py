@@ -1,0 +1,306 @@
+#!/usr/bin/env python
+"""Cross-model 3D benchmark (issue 8, must-have 1): ICT-FaceKit fits of Surrey Face Model renders.
+
+The faces are made by a model the fitter does not use, so the 3D error measures how well the fit
+describes a face, not how well it inverts its own renderer.
+
+Cases: case i has identity i // 7 (SFM PCA coefficients ~ N(0, 1), seed ``seed0 + i // 7``) and
+expression i % 7: neutral, then each of the SFM's six blendshapes (anger, disgust, fear,
+happiness, sadness, surprise) at a weight uniform in [0.8, 1.0]; yaw ``yaws[(i + 3 * (i // 7)) %
+len(yaws)]`` (so each identity's expressions meet different yaws), pitch uniform in ±15°, roll in
+±5°, the face centre jittered by ±4 % of the frame. ``fitter.synthetic_photo.render_photo`` makes
+a photo-like ``size``×``size`` PNG (procedural skin, brows, eyes, lips; Lambert shading; random
+skin tone, light and background) that goes through the whole front end exactly as
+``prdlfit fit`` does it: ``build_targets(PNG, TargetConfig())``. Faces MediaPipe does not find
+are failures: they are counted in every row and listed, never dropped silently.
+
+Settings (each fitted as batches of ``--batch`` faces with ``Fitter(model, FitConfig(...)).fit``):
+
+* ``mean``      the ICT mean face posed by the same pipeline with ``iters=0`` (rigid stage only)
+* ``lmk``       landmarks only (prdl weight 0)
+* ``lmk+prdl``  the defaults (landmarks + PRDL)
+
+``--fit-option KEY=VALUE`` (FitConfig fields) and ``--loss NAME=W`` apply to every setting but
+``mean``; ``lmk`` keeps prdl = 0.
+
+Score (``fitter.metrics_3d.now_error``, NoW-style, mm): the fitted ICT mesh (model space, cm ->
+mm) is aligned by a similarity on the 50 iBUG landmarks the SFM maps (``sfm.MAPPED_LANDMARKS``:
+no jaw, no inner mouth corners; ICT's own landmark vertices), refined by rigid point-to-plane ICP
+against a scan of the ground truth (``--scan-points`` points sampled by area on the SFM mesh, kept
+within 95 mm of its nose tip), and scored as the mean scan-to-surface distance. "err / mean face"
+divides by the ICT mean face's error on the same case (scored from the mean shape itself, which
+does not depend on the pose; the ``mean`` row shows the same numbers through the pipeline).
+"neutral exp sum" is the sum of the 53 fitted ICT expression weights on the neutral cases.
+
+Usage:
+    PRDLFIT_CACHE=/work/cache OMP_NUM_THREADS=1 python scripts/bench_cross_model.py \
+        --cases 14 --iters 200 --rigid-iters 50 --out cross.md --keep-renders runs/cross_model/renders
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+import numpy as np
+
+import morphable_models
+from fitter.config import FitConfig, parse_loss_option
+from fitter.errors import ImageReadError, NoFaceError
+from fitter.metrics_3d import NOSE_TIP, crop_scan, now_error, sample_surface
+from fitter.optimize import Fitter
+from fitter.outputs.atomic import write_bytes_atomic, write_text_atomic
+from fitter.synthetic_photo import face_layout, random_style, render_photo
+from fitter.targets.pipeline import TargetConfig, build_targets
+from morphable_models.sfm import MAPPED_LANDMARKS
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report_io import emit  # noqa: E402
+
+SETTINGS = {"mean": {"lmk": 1.6e-3, "prdl": 0.0}, "lmk": {"lmk": 1.6e-3, "prdl": 0.0},
+            "lmk+prdl": {"lmk": 1.6e-3, "prdl": 0.8e-3}}
+EXPRESSIONS_PER_IDENTITY = 7  # neutral + the SFM's 6 blendshapes
+YAW_BINS = ((0.0, 20.0), (20.0, 40.0), (40.0, 60.0 + 1e-6))
+
+
+@dataclass
+class Case:
+    name: str
+    expression: str
+    yaw: float
+    pitch: float
+    gt_vertices: np.ndarray  # [V_sfm, 3] mm
+    scan: np.ndarray  # [N, 3] mm, cropped
+    image: str  # PNG path
+    targets: Optional[object] = None
+    failure: Optional[str] = None
+
+
+@dataclass
+class CaseScore:
+    mm: float  # NaN on failure
+    exp_sum: float
+    failure: Optional[str]
+
+
+def make_cases(sfm, args, folder: str) -> List[Case]:
+    """Render, write and run the front end on every case (see the module docstring)."""
+    layout = face_layout(sfm)
+    tris = sfm.triangles.cpu().numpy()
+    nose = int(sfm.landmarks68[NOSE_TIP])
+    cases: List[Case] = []
+    for i in range(args.cases):
+        ident, e = divmod(i, EXPRESSIONS_PER_IDENTITY)
+        id_rng = np.random.default_rng(args.seed0 + ident)
+        id_c = id_rng.normal(0, 1, sfm.num_id) * sfm.id_std.cpu().numpy()
+        rng = np.random.default_rng([args.seed0 + ident, e])
+        exp_c = np.zeros(sfm.num_exp)
+        expression = "neutral" if e == 0 else sfm.exp_names[(e - 1) % sfm.num_exp]
+        if e > 0:
+            exp_c[(e - 1) % sfm.num_exp] = rng.uniform(0.8, 1.0)
+        yaw = float(args.yaws[(i + 3 * ident) % len(args.yaws)])
+        pitch, roll = float(rng.uniform(-15, 15)), float(rng.uniform(-5, 5))
+        offset = tuple(rng.uniform(-0.04, 0.04, 2) * args.size)
+        photo = render_photo(sfm, id_c, exp_c, (pitch, yaw, roll), size=args.size, offset_px=offset,
+                             style=random_style(rng), layout=layout)
+        name = f"id{args.seed0 + ident}-{expression}"
+        path = os.path.join(folder, f"{i:03d}_{name}.png")
+        import cv2
+
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(photo.image, cv2.COLOR_RGB2BGR))
+        write_bytes_atomic(path, buf.tobytes())
+        scan = crop_scan(sample_surface(photo.vertices_model, tris, args.scan_points, seed=i),
+                         photo.vertices_model[nose])
+        case = Case(name, expression, yaw, pitch, photo.vertices_model, scan, path)
+        try:
+            case.targets = build_targets(path, TargetConfig())[0]
+        except (NoFaceError, ImageReadError) as err:
+            case.failure = f"front end: {err}"
+        cases.append(case)
+        print(f"case {i}: {name} yaw {yaw:+.0f} pitch {pitch:+.0f}: "
+              f"{'face found' if case.failure is None else case.failure}", file=sys.stderr)
+    return cases
+
+
+def score_mesh(ict, sfm, pred_mm: np.ndarray, case: Case, icp_iters: int) -> float:
+    """NoW-style error (mm) of predicted ICT mesh vertices [V_ict, 3] (mm) on ``case``."""
+    idx = np.asarray(MAPPED_LANDMARKS)
+    return now_error(pred_mm, ict.triangles.cpu().numpy(), ict.landmarks68.cpu().numpy()[idx], case.gt_vertices,
+                     sfm.triangles.cpu().numpy(), sfm.landmarks68.cpu().numpy()[idx],
+                     int(sfm.landmarks68[NOSE_TIP]), icp_iters=icp_iters, scan=case.scan).mean_mm
+
+
+def run_setting(ict, sfm, cases: List[Case], cfg: FitConfig, args) -> List[CaseScore]:
+    nv = ict.num_mesh_vertices
+    out: List[Optional[CaseScore]] = [None] * len(cases)
+    live = [k for k, c in enumerate(cases) if c.failure is None]
+    for k in [k for k, c in enumerate(cases) if c.failure is not None]:
+        out[k] = CaseScore(float("nan"), float("nan"), cases[k].failure)
+    fitter = Fitter(ict, cfg)
+    for s in range(0, len(live), args.batch):
+        chunk = live[s:s + args.batch]
+        results = fitter.fit([cases[k].targets for k in chunk])
+        for k, res in zip(chunk, results):
+            if res.failure:
+                out[k] = CaseScore(float("nan"), float("nan"), f"fit: {res.failure}")
+                continue
+            pred = res.vertices_model[:nv].astype(np.float64) * ict.mm_per_unit
+            out[k] = CaseScore(score_mesh(ict, sfm, pred, cases[k], args.icp_iters), float(res.exp_coeffs.sum()), None)
+    return out  # type: ignore[return-value]
+
+
+def fmt_pm(x) -> str:
+    x = np.asarray(x, np.float64)
+    x = x[np.isfinite(x)]
+    return f"{x.mean():.2f} ± {x.std():.2f}" if len(x) else "–"
+
+
+def report(cases: List[Case], base: np.ndarray, rows: Dict[str, List[CaseScore]], weights: Dict[str, str],
+           secs: Dict[str, float]) -> str:
+    n = len(cases)
+    found = sum(c.failure is None for c in cases)
+    neutral = np.array([c.expression == "neutral" for c in cases])
+    head = ["setting", "weights", "faces found", "fitted", "3D error mm", "err / mean face", "below mean face",
+            "neutral exp sum (mean)", "(max)", "fit s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    for name, sc in rows.items():
+        mm = np.array([s.mm for s in sc])
+        ok = np.isfinite(mm)
+        ratio = mm / base
+        below = int(np.sum(ok & (mm < base)))
+        es = np.array([s.exp_sum for s in sc])[neutral & ok]
+        lines.append("| " + " | ".join([
+            name, weights[name], f"{found}/{n}", f"{int(ok.sum())}/{n}", fmt_pm(mm),
+            f"{np.nanmean(ratio):.3f}" if ok.any() else "–", f"{below}/{n}",
+            f"{es.mean():.2f}" if len(es) else "–", f"{es.max():.2f}" if len(es) else "–", f"{secs[name]:.0f}"]) + " |")
+    out = ["\n".join(lines), "", "3D error (mm, mean ± std over the fitted cases) by |yaw|:", ""]
+    yaw = np.abs([c.yaw for c in cases])
+    bins = [(lo, hi) for lo, hi in YAW_BINS]
+    head = ["setting"] + [f"{lo:.0f}-{min(hi, 60):.0f}° (n)" for lo, hi in bins]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    for name, sc in [("mean face (model)", [CaseScore(b, 0, None) for b in base])] + list(rows.items()):
+        mm = np.array([s.mm for s in sc])
+        cells = [name]
+        for lo, hi in bins:
+            sel = (yaw >= lo) & (yaw < hi)
+            cells.append(f"{fmt_pm(mm[sel])} ({int(np.isfinite(mm[sel]).sum())}/{int(sel.sum())})")
+        lines.append("| " + " | ".join(cells) + " |")
+    out += ["\n".join(lines), "", "Per case (mm; – = failure):", ""]
+    head = ["case", "yaw", "pitch", "mean face"] + list(rows)
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    for k, c in enumerate(cases):
+        cells = [c.name, f"{c.yaw:+.0f}", f"{c.pitch:+.0f}", f"{base[k]:.2f}"]
+        cells += [f"{sc[k].mm:.2f}" if np.isfinite(sc[k].mm) else "–" for sc in rows.values()]
+        lines.append("| " + " | ".join(cells) + " |")
+    out.append("\n".join(lines))
+    fails = [f"{c.name}: {s.failure}" for name, sc in rows.items() for c, s in zip(cases, sc) if s.failure]
+    if fails:
+        out += ["", "Failures: " + "; ".join(sorted(set(fails)))]
+    return "\n".join(out)
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", type=int, default=14, help="number of cases (7 per identity: neutral + 6 expressions)")
+    ap.add_argument("--seed0", type=int, default=0, help="seed of the first identity")
+    ap.add_argument("--yaws", type=float, nargs="+", default=[0, 10, -20, 30, -40, 50, -60],
+                    help="yaw angles (degrees) cycled over the cases")
+    ap.add_argument("--size", type=int, default=512, help="side of the rendered photo, pixels")
+    ap.add_argument("--iters", type=int, default=200)
+    ap.add_argument("--rigid-iters", type=int, default=50)
+    ap.add_argument("--batch", type=int, default=7, help="faces per vectorized fit")
+    ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    ap.add_argument("--fit-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="FitConfig field for every setting but mean (value parsed as JSON when it parses), repeatable")
+    ap.add_argument("--loss", action="append", default=[], metavar="NAME=W",
+                    help="loss weight for every setting but mean (lmk keeps prdl=0), repeatable")
+    ap.add_argument("--scan-points", type=int, default=20000, help="points sampled on the SFM mesh before the crop")
+    ap.add_argument("--icp-iters", type=int, default=10)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", default=None, help="write the Markdown report here")
+    ap.add_argument("--keep-renders", default=None, metavar="DIR", help="write the PNGs here and keep them")
+    args = ap.parse_args(argv)
+    if args.cases < 1 or args.batch < 1:
+        ap.error("--cases and --batch must be >= 1")
+    if any(abs(y) > 90 for y in args.yaws):
+        ap.error("--yaws must lie within ±90 degrees")
+    args.options = {}
+    for text in args.fit_option:
+        key, sep, value = text.partition("=")
+        if not sep:
+            ap.error(f"--fit-option needs KEY=VALUE, got {text!r}")
+        try:
+            args.options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            args.options[key] = value
+    args.losses = {}
+    for text in args.loss:
+        try:
+            name, w = parse_loss_option(text)
+        except ValueError as err:
+            ap.error(str(err))
+        args.losses[name] = w
+    try:
+        FitConfig(**args.options)
+    except (TypeError, ValueError) as err:
+        ap.error(f"bad --fit-option: {err}")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    ict = morphable_models.load("ict")
+    sfm = morphable_models.load("sfm")
+    tmp = None
+    folder = args.keep_renders
+    if folder is None:
+        tmp = tempfile.TemporaryDirectory(prefix="bench_cross_model_")
+        folder = tmp.name
+    os.makedirs(folder, exist_ok=True)
+    t0 = time.perf_counter()
+    cases = make_cases(sfm, args, folder)
+    render_s = time.perf_counter() - t0
+    mean_mm = ict.mean[: ict.num_mesh_vertices].cpu().numpy().astype(np.float64) * ict.mm_per_unit
+    base = np.array([score_mesh(ict, sfm, mean_mm, c, args.icp_iters) for c in cases])
+    n_neutral = sum(c.expression == "neutral" for c in cases)
+    header = (f"{args.cases} cases ({n_neutral} neutral; SFM identities {args.seed0}..{args.seed0 + (args.cases - 1) // 7}), "
+              f"yaws {' '.join(f'{y:g}' for y in args.yaws)}, pitch ±15°, {args.size}×{args.size} renders through "
+              f"build_targets(PNG, TargetConfig()); {args.rigid_iters} rigid + {args.iters} main iterations, batches "
+              f"of {args.batch}, device {args.device}. ICT mean face on these cases: {np.mean(base):.2f} ± "
+              f"{np.std(base):.2f} mm. Scan: {args.scan_points} area samples within 95 mm of the nose tip, "
+              f"{args.icp_iters} ICP iterations. Render + front end: {render_s:.0f} s."
+              + "".join(f" {k}={v}." for k, v in args.options.items())
+              + "".join(f" --loss {k}={v:g}." for k, v in args.losses.items()) + "\n\n")
+    rows: Dict[str, List[CaseScore]] = {}
+    weights: Dict[str, str] = {}
+    secs: Dict[str, float] = {}
+    for name in args.settings:
+        w = dict(SETTINGS[name])
+        opts = {}
+        if name != "mean":
+            w.update(args.losses)
+            opts = dict(args.options)
+            if name == "lmk":
+                w["prdl"] = 0.0
+        cfg = FitConfig(loss_weights=w, iters=0 if name == "mean" else args.iters, rigid_iters=args.rigid_iters,
+                        device=args.device, **opts)
+        t1 = time.perf_counter()
+        rows[name] = run_setting(ict, sfm, cases, cfg, args)
+        secs[name] = time.perf_counter() - t1
+        weights[name] = ", ".join(f"{k}={v:g}" for k, v in cfg.loss_weights.items() if v > 0)
+        print(f"{name}: {secs[name]:.0f} s, 3D error {fmt_pm([s.mm for s in rows[name]])} mm", file=sys.stderr)
+        if args.out:
+            write_text_atomic(args.out, header + report(cases, base, rows, weights, secs) + "\n")
+    text = header + report(cases, base, rows, weights, secs)
+    if tmp is not None:
+        tmp.cleanup()
+    return emit(text, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
