@@ -1,4 +1,4 @@
-"""The ``prdlfit`` command: ``fit``, ``view``, ``curves``, ``models`` (and ``batch``).
+"""The ``prdlfit`` command: ``fit``, ``view``, ``curves``, ``export``, ``models`` (and ``batch``).
 
 Parsing only: options become :class:`FitConfig` / :class:`TargetConfig`, the work is done by
 :class:`fitter.optimize.Fitter`, :mod:`fitter.targets` and :mod:`fitter.outputs`. Heavy imports
@@ -513,6 +513,43 @@ def curves_command(results, output, columns, labels, normalize, animate, stride,
         except ValueError as err:
             fail(PrdlfitError(str(err)))
         click.echo(f"wrote {animate} ({len(frames)} frames)", err=True)
+
+
+# ====================================================================== export
+@main.command("export")
+@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["arkit-csv"]), required=True,
+              help="arkit-csv: a Live Link Face-style CSV, one row per result.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="CSV file to write (atomically).  [default: standard output]")
+@click.option("--fps", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Frame rate of the timecodes (frame i = the i-th result).")
+@click.option("--head-units", type=click.Choice(["radians", "degrees"]), default="radians", show_default=True,
+              help="Unit of the HeadYaw/HeadPitch/HeadRoll columns.")
+def export_command(results, fmt, output, fps, head_units):
+    """Export fits as an animation track.
+
+    Each RESULT is a DIR/<image stem>/ folder, or a folder of them (e.g. a `prdlfit batch` output,
+    its folders taken in name order): every result becomes one frame. Needs a model with ARKit
+    blendshape names (ict).
+    """
+    from fitter.batch.discover import RESERVED_NAMES
+    from fitter.outputs.arkit_csv import arkit_csv_text, result_folders
+    from fitter.outputs.atomic import write_text_atomic
+
+    try:
+        folders = result_folders(results, skip=sorted(RESERVED_NAMES))
+        text = arkit_csv_text(folders, fps=fps, head_units=head_units)
+    except ValueError as err:
+        fail(PrdlfitError(str(err)))
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        write_text_atomic(output, text)
+    except OSError as err:
+        fail(PrdlfitError(f"cannot write {output}: {err.strerror or err}"))
+    click.echo(f"wrote {output} ({len(folders)} frames)", err=True)
 
 
 # ====================================================================== models

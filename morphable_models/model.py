@@ -144,6 +144,13 @@ class MorphableModel:
         except ValueError:
             raise KeyError(f"{self.name} has no expression {name!r}; it has {self.exp_names}") from None
 
+    def arkit_sources(self) -> Optional[Dict[str, Tuple[int, ...]]]:
+        """ARKit name -> indices of the expression coefficients feeding it (all 52 names), or None
+        when this model declares no ARKit mapping; see :mod:`morphable_models.arkit`."""
+        from morphable_models.arkit import arkit_sources
+
+        return arkit_sources(self.exp_names)
+
     def part_labels(self) -> Tensor:
         """[V] int64 label per point: 0 = no part, i + 1 = PART_NAMES[i]."""
         lab = torch.zeros(self.num_points, dtype=torch.long, device=self.device)

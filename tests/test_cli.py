@@ -48,7 +48,7 @@ def _one_line_errors(stderr: str):
 def test_help_lists_commands_and_exit_codes(runner):
     r = runner.invoke(main, ["--help"])
     assert r.exit_code == 0
-    for cmd in ("fit", "view", "curves", "models"):
+    for cmd in ("fit", "view", "curves", "export", "models"):
         assert re.search(rf"^\s+{cmd}\s", r.output, re.M), cmd
     r = runner.invoke(main, ["fit", "--help"])
     assert r.exit_code == 0 and "Exit codes:" in r.output and "--loss NAME=W" in r.output
@@ -219,7 +219,8 @@ def test_fit_end_to_end_on_3ddfa_examples(runner, shared, model_cache, tmp_path)
     assert r.exit_code == 1, r.output  # one input missing, the two photos fitted
     assert _one_line_errors(r.stderr) == [f"error: {missing}: no such file"]
     expected = {"mesh.obj", "mesh.ply", "fit.npz", "fit.json", "landmarks2d.npy", "landmarks3d.npy", "parts.png",
-                "overlay.png", "curves.csv", "curves.png", "snapshots.npz"}
+                "overlay.png", "curves.csv", "curves.png", "snapshots.npz", "neutral.obj", "face.glb",
+                "blendshapes.json"}
     for photo in photos:
         d = out / photo.stem
         assert {p.name for p in d.iterdir()} == expected

@@ -169,7 +169,8 @@ def _parse_obj(path: Path):
 def test_every_output_written_and_no_temp_files(written):
     out, paths = written
     expected = {"mesh.obj", "mesh.ply", "fit.npz", "fit.json", "landmarks2d.npy", "landmarks3d.npy", "parts.png",
-                "overlay.png", "curves.csv", "curves.png", "snapshots.npz"}
+                "overlay.png", "curves.csv", "curves.png", "snapshots.npz", "neutral.obj", "face.glb",
+                "blendshapes.json"}
     assert {p.name for p in out.iterdir()} == expected
     assert {p.name for p in paths.values()} == expected
     assert all(p.stat().st_size > 0 for p in paths.values())
@@ -400,7 +401,7 @@ def test_rewrite_drops_stale_outputs(fake_model, tmp_path):
     assert not (out / "overlay.png").exists() and not (out / "snapshots.npz").exists()
     assert "overlay" not in json.loads((out / "fit.json").read_text())["files"]
     assert set(paths) == {"mesh_obj", "mesh_ply", "npz", "landmarks2d", "landmarks3d", "parts", "curves_csv",
-                          "curves_png", "json"}
+                          "curves_png", "neutral_obj", "glb", "blendshapes", "json"}
 
 
 def test_writer_refuses_failed_fit_and_wrong_model(fake_model, tmp_path):

@@ -11,6 +11,9 @@ parts.png          uint8 label map at the photo's size (0 background, 1..8 parts
 overlay.png        photo | parts and landmarks | shaded mesh (optional)
 curves.csv, .png   convergence log and its plot
 snapshots.npz      projected points every N iterations (only with ``--snapshots N``)
+neutral.obj        fitted identity at zero expression, model space (+Y up), model units
+face.glb           glTF 2.0: neutral identity in metres, expression morph targets, fitted weights
+blendshapes.json   the 52 ARKit weights and head pose (only models with an ARKit mapping)
 fit.json           readable summary; written LAST: a folder with fit.json is complete
 =================  =====================================================================
 
@@ -29,9 +32,12 @@ import numpy as np
 from fitter.errors import FitError
 from fitter.outputs.animation import snapshots_of
 from fitter.outputs.atomic import PathLike, atomic_path, fsync_dir
+from fitter.outputs.blendshapes import blendshapes_summary, write_blendshapes_json
 from fitter.outputs.curves import plot_history, save_figure, write_curves_csv
 from fitter.outputs.fit_files import fit_arrays, fit_summary, write_fit_json, write_npy, write_npz
+from fitter.outputs.face_rig import FaceRig, face_rig, rig_summary
 from fitter.outputs.fitted_mesh import fitted_mesh
+from fitter.outputs.gltf import write_glb
 from fitter.outputs.mesh_io import write_obj, write_ply
 from fitter.outputs.overlay import overlay_image
 from fitter.outputs.parts_map import part_label_map
@@ -50,6 +56,9 @@ OUTPUT_FILES: Dict[str, str] = {
     "curves_csv": "curves.csv",
     "curves_png": "curves.png",
     "snapshots": "snapshots.npz",
+    "neutral_obj": "neutral.obj",
+    "glb": "face.glb",
+    "blendshapes": "blendshapes.json",
     "json": "fit.json",
 }
 
@@ -83,6 +92,32 @@ def load_original_image(result: FitResult) -> Optional[np.ndarray]:
         return load_image(source).rgb
     except ImageReadError:
         return None
+
+
+#: displacements of a morph target up to this length (metres) are stored as zero in face.glb: 1 µm
+GLB_MIN_OFFSET_M = 1e-6
+
+
+def write_face_glb(path: PathLike, rig: FaceRig, name: str = "face") -> Path:
+    """``face.glb`` of ``rig``: neutral mesh and targets in metres, part colours, fitted weights."""
+    m = rig.metres_per_unit
+    return write_glb(path, rig.neutral * m, rig.triangles, colors=rig.colors, targets=rig.targets * m,
+                     target_names=rig.target_names, weights=rig.weights, name=name,
+                     min_offset=GLB_MIN_OFFSET_M, extras={"prdlfit": rig_summary(rig)})
+
+
+def write_animation_outputs(result: FitResult, model: MorphableModel, paths: Dict[str, Path]) -> Dict[str, Path]:
+    """``neutral.obj``, ``face.glb`` and (models with an ARKit mapping) ``blendshapes.json``."""
+    written: Dict[str, Path] = {}
+    rig = face_rig(result, model)
+    comment = (f"prdlfit fit of {result.model_name}: fitted identity, zero expression; model space "
+               f"(+X the person's left, +Y up, +Z towards the viewer), {rig.units}; vertex colours = parts")
+    written["neutral_obj"] = write_obj(paths["neutral_obj"], rig.neutral, rig.triangles, rig.colors, comment)
+    written["glb"] = write_face_glb(paths["glb"], rig, name=f"{result.model_name} fit")
+    summary = blendshapes_summary(result, model)
+    if summary is not None:
+        written["blendshapes"] = write_blendshapes_json(paths["blendshapes"], summary)
+    return written
 
 
 def is_complete(out_dir: PathLike) -> bool:
@@ -135,6 +170,7 @@ def write_fit_outputs(result: FitResult, model: MorphableModel, out_dir: PathLik
     snaps = snapshots_of(result, model)
     if snaps is not None:
         written["snapshots"] = write_npz(paths["snapshots"], snaps.arrays())
+    written.update(write_animation_outputs(result, model, paths))
 
     for key, path in paths.items():
         if key not in written and key != "json" and path.exists():
