@@ -568,13 +568,16 @@ def models_info(name: str) -> None:
 @click.option("--force", is_flag=True, help="Convert again even if a current conversion exists.")
 def models_prepare(name: str, source: Optional[Path], force: bool) -> None:
     """Convert model NAME into the cache (once); prints the converted file."""
-    from morphable_models.registry import prepare
+    from morphable_models.registry import embedded_model, prepare
 
     try:
         path = prepare(name, source=source, force=force, progress=True)
     except PrdlfitError as err:
         fail(err)
     click.echo(str(path))
+    if path == embedded_model(name):
+        click.echo(f"{name}: the model embedded in the package is used; --source DIR converts a local copy of "
+                   "the upstream files, --force downloads and converts them", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover
