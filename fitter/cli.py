@@ -454,8 +454,9 @@ def demo_command(output, iters, rigid_iters, device):
     """Fit the bundled photo (NASA portrait of astronaut Eileen Collins, public domain) with the
     default model and write every output; works offline."""
     try:
-        opts = build_fit_options(None, None, device, None, iters, rigid_iters, None, (), None, None, False, None,
-                                 None, True, 5, False)
+        opts = build_fit_options(config=None, model=None, device=device, optimizer=None, iters=iters,
+                                 rigid_iters=rigid_iters, lr=None, losses=(), seed=None, size=None, all_faces=False,
+                                 landmarks=None, batch_size=None, overlay=True, snapshots=5, quiet=False)
     except RuntimeError as err:
         raise click.BadParameter(str(err), param_hint="--device") from None
     check_environment()
