@@ -1,4 +1,4 @@
-"""The ``prdlfit`` command: ``fit``, ``view``, ``curves``, ``export``, ``models`` (and ``batch``).
+"""The ``prdlfit`` command: ``fit``, ``demo``, ``view``, ``curves``, ``export``, ``models`` (and ``batch``).
 
 Parsing only: options become :class:`FitConfig` / :class:`TargetConfig`, the work is done by
 :class:`fitter.optimize.Fitter`, :mod:`fitter.targets` and :mod:`fitter.outputs`. Heavy imports
@@ -72,8 +72,25 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, lazy={"batch": "fitter.batch.command:batch_command"},
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="prdlfit")
-def main() -> None:
-    """Fit a 3D morphable face model to photos with the Part Re-projection Distance Loss (PRDL)."""
+@click.option("-v", "--verbose", is_flag=True, help="Show the log lines of mediapipe / TensorFlow Lite.")
+def main(verbose: bool) -> None:
+    """Fit a 3D morphable face model to photos with the Part Re-projection Distance Loss (PRDL).
+
+    First time? Run `prdlfit demo`.
+    """
+    from fitter.targets.native_logs import set_verbose
+
+    set_verbose(verbose)
+
+
+def check_environment() -> None:
+    """Stop with one ``error:`` line when the installed packages cannot run mediapipe."""
+    from fitter.targets.mediapipe_env import check_protobuf
+
+    try:
+        check_protobuf()
+    except PrdlfitError as err:
+        fail(err)
 
 
 # ====================================================================== fit: options -> configs
@@ -390,6 +407,7 @@ def fit_command(images, output, model, device, optimizer, iters, rigid_iters, lr
         raise click.BadParameter(str(err), param_hint="--device") from None
     except (ValueError, TypeError) as err:
         raise click.UsageError(" ".join(str(err).split())) from None
+    check_environment()
 
     import morphable_models
     from fitter.optimize import Fitter
@@ -411,6 +429,57 @@ def fit_command(images, output, model, device, optimizer, iters, rigid_iters, lr
         click.echo(f"fitted {n_ok} of {len(images)} image(s) into {output}"
                    + (f"; {len(tally.failed)} failed" if tally.failed else ""), err=True)
     sys.exit(tally.exit_code())
+
+
+# ====================================================================== demo
+DEMO_PHOTO = Path(__file__).with_name("data") / "astronaut.jpg"
+#: what the demo's summary points at: (file, what it shows)
+DEMO_FILES = (
+    ("overlay.png", "the photo | the fit's parts and landmarks over it | the shaded mesh over it"),
+    ("mesh.obj, mesh.ply", "the fitted 3D mesh, coloured by part"),
+    ("curves.png", "how the losses converged (the numbers: curves.csv)"),
+    ("parts.png", "the fit's part label map at the photo's size"),
+    ("fit.json, fit.npz", "pose, camera, coefficients, losses; every array of the fit"),
+)
+
+
+@main.command("demo")
+@click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False), default=Path("prdlfit-demo"),
+              show_default=True, help="Output folder (the fit goes to DIR/astronaut/).")
+@click.option("--iters", type=click.IntRange(min=0), default=None, help="Main-stage iteration cap (fewer: faster).")
+@click.option("--rigid-iters", type=click.IntRange(min=0), default=None, help="Rigid-stage iteration cap.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+              help="Where to optimize.  [default: auto]")
+def demo_command(output, iters, rigid_iters, device):
+    """Fit the bundled photo (NASA portrait of astronaut Eileen Collins, public domain) with the
+    default model and write every output; works offline."""
+    try:
+        opts = build_fit_options(config=None, model=None, device=device, optimizer=None, iters=iters,
+                                 rigid_iters=rigid_iters, lr=None, losses=(), seed=None, size=None, all_faces=False,
+                                 landmarks=None, batch_size=None, overlay=True, snapshots=5, quiet=False)
+    except RuntimeError as err:
+        raise click.BadParameter(str(err), param_hint="--device") from None
+    check_environment()
+    import morphable_models
+    from fitter.optimize import Fitter
+
+    try:
+        model_obj = morphable_models.load(opts.model)
+    except PrdlfitError as err:
+        fail(err)
+    click.echo(f"fitting {DEMO_PHOTO.name} ({model_obj.name} model, {opts.fit.device}) ...", err=True)
+    fitter, tally = Fitter(model_obj, opts.fit, opts.targets), RunTally()
+    for batch in _batches(face_jobs([DEMO_PHOTO], [DEMO_PHOTO.stem], output, opts.targets, tally), 1):
+        fit_batch(fitter, batch, opts, model_obj, tally)
+    if tally.failed:
+        sys.exit(tally.exit_code())
+    res = output / DEMO_PHOTO.stem
+    click.echo(f"The demo fit is in {res}/:")
+    for name, what in DEMO_FILES:
+        click.echo(f"  {name:20s} {what}")
+    click.echo(f"Turn the mesh in 3D:   prdlfit view {res}")
+    click.echo(f"Watch it converge:     prdlfit curves {res} --animate {output / 'converge.gif'}")
+    click.echo("Your own photos:       prdlfit fit PHOTO... -o DIR")
 
 
 # ====================================================================== view
@@ -464,14 +533,15 @@ def curve_labels(results: Sequence[Path]) -> List[str]:
 @main.command("curves")
 @click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Figure to write (.png, .pdf, .svg).  [default: curves_compare.png]")
+              help="Figure to write (.png, .pdf, .svg).  [default: curves_compare.png; none with --animate]")
 @click.option("--column", "columns", multiple=True, metavar="NAME",
               help="Column to compare, repeatable: total, a loss term (prdl, lmk, ...) or prdl/<part>.  "
                    "[default: total]")
 @click.option("--label", "labels", multiple=True, help="Legend label per RESULT, in order.")
 @click.option("--normalize", is_flag=True, help="Divide each curve by its first value.")
 @click.option("--animate", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="GIF_OR_MP4",
-              help="Also write the fit converging (one RESULT fitted with --snapshots N).")
+              help="Write the fit converging (one RESULT fitted with --snapshots N); the figure too "
+                   "only when -o is given.")
 @click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True,
               help="With --animate: use every STRIDE-th snapshot.")
 @click.option("--fps", type=click.FloatRange(min=0.1), default=5.0, show_default=True, help="With --animate.")
@@ -498,9 +568,10 @@ def curves_command(results, output, columns, labels, normalize, animate, stride,
         fig = compare_curves(curves, columns=columns or ("total",), normalize=normalize)
     except ValueError as err:
         raise click.UsageError(str(err)) from None
-    out = output or Path("curves_compare.png")
-    save_figure(fig, out)
-    click.echo(f"wrote {out}", err=True)
+    if output is not None or animate is None:
+        out = output or Path("curves_compare.png")
+        save_figure(fig, out)
+        click.echo(f"wrote {out}", err=True)
     if animate is not None:
         from fitter.outputs.animation import animation_frames, load_snapshots, write_animation
 
@@ -605,13 +676,16 @@ def models_info(name: str) -> None:
 @click.option("--force", is_flag=True, help="Convert again even if a current conversion exists.")
 def models_prepare(name: str, source: Optional[Path], force: bool) -> None:
     """Convert model NAME into the cache (once); prints the converted file."""
-    from morphable_models.registry import prepare
+    from morphable_models.registry import embedded_model, prepare
 
     try:
         path = prepare(name, source=source, force=force, progress=True)
     except PrdlfitError as err:
         fail(err)
     click.echo(str(path))
+    if path == embedded_model(name):
+        click.echo(f"{name}: the model embedded in the package is used; --source DIR converts a local copy of "
+                   "the upstream files, --force downloads and converts them", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

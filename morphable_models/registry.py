@@ -1,7 +1,8 @@
 """Model names -> converters and cache files; ``load``, ``prepare``, ``list_models``, ``model_info``.
 
-Names: ``ict`` (default; converted on first use from ``$PRDLFIT_ICT_SOURCE`` or downloaded from the
-pinned ICT-FaceKit commit), ``sfm`` (from ``$PRDLFIT_SFM_SOURCE`` or ``prepare('sfm', source=DIR)``),
+Names: ``ict`` (default; the compact copy embedded in the package, :mod:`morphable_models.embedded`,
+unless a current cache exists or ``$PRDLFIT_ICT_SOURCE`` names the upstream files to convert;
+``prepare('ict', force=True)`` downloads the pinned ICT-FaceKit commit and converts it), ``sfm`` (from ``$PRDLFIT_SFM_SOURCE`` or ``prepare('sfm', source=DIR)``),
 ``bfm`` (a 3DDFA-V3 ``face_model.npy``: ``$PRDLFIT_BFM_SOURCE``, ``prepare('bfm', source=FILE)`` or
 ``load('/path/face_model.npy')``). Any path to a ``.npz`` written by :mod:`morphable_models.cache`
 loads directly. Converted models live in ``$PRDLFIT_CACHE/models`` (default ``~/.cache/prdlfit``).
@@ -16,6 +17,7 @@ from typing import Callable, Dict, List, Optional, Union
 from fitter.errors import ModelError
 from morphable_models import bfm, ict, sfm
 from morphable_models.cache import CacheMeta, FORMAT_VERSION, load_model, read_meta
+from morphable_models.embedded import embedded_path
 from morphable_models.landmark_embedding import embed_landmarks, packaged_embedding
 from morphable_models.model import PART_NAMES, MorphableModel
 
@@ -130,14 +132,23 @@ def _default_source(spec: ModelSpec) -> Optional[Path]:
     return Path(env) if env else None
 
 
+def embedded_model(name: str) -> Optional[Path]:
+    """The package's embedded file for ``name`` when it is current for this converter, else None."""
+    path = embedded_path(name)
+    return path if path is not None and name in SPECS and not _stale_reason(path, SPECS[name]) else None
+
+
 def prepare(name: str, source: Optional[PathLike] = None, force: bool = False, progress: bool = True,
             cache_dir: Optional[PathLike] = None) -> Path:
-    """Convert model ``name`` into the cache (once) and return the cache file.
+    """Convert model ``name`` into the cache (once) and return the model file to load.
+
+    Without ``source``, ``$PRDLFIT_<NAME>_SOURCE`` or ``force``, a model embedded in the package
+    (``ict``) is returned as is when no current cache exists.
 
     Args:
         source: folder/file with the original model files; default ``$PRDLFIT_<NAME>_SOURCE``,
             and for ``ict`` a download of the pinned upstream commit.
-        force: convert even when a current cache exists.
+        force: convert even when a current cache (or the embedded model) exists.
     Raises:
         ModelError: unknown name, no source, unreadable source (one line with what to do).
     """
@@ -147,6 +158,9 @@ def prepare(name: str, source: Optional[PathLike] = None, force: bool = False, p
         return out
     src = Path(source).expanduser() if source is not None else _default_source(spec)
     if src is None:
+        embedded = None if force else embedded_model(name)
+        if embedded is not None:
+            return embedded
         if not spec.downloadable:
             raise ModelError(f"model {name!r} is not prepared; set {spec.source_env} or run "
                              f"`prdlfit models prepare {name} --source PATH`")
@@ -218,7 +232,7 @@ def _load(name_or_path: PathLike, cache_dir: Optional[PathLike], device) -> Morp
         if reason == "unreadable cache":
             raise ModelError(f"the cached model {out} is corrupt; rebuild it with `prdlfit models prepare {key} --force`")
         if reason:
-            out = prepare(key, progress=True, cache_dir=cache_dir, force=out.is_file())
+            out = prepare(key, progress=True, cache_dir=cache_dir)
         return load_model(out, device)
     path = Path(key).expanduser()
     if not path.exists():
@@ -239,6 +253,12 @@ def model_info(name: str, cache_dir: Optional[PathLike] = None) -> ModelInfo:
     info = ModelInfo(name=name, installed=False, path=out if out.is_file() else None, license=spec.license,
                      description=spec.description)
     reason = _stale_reason(out, spec)
+    embedded = (embedded_model(name) if reason and reason != "unreadable cache" and _default_source(spec) is None
+                else None)
+    if embedded is not None:  # what load() uses
+        out, reason, info.path = embedded, "", embedded
+        info.note = (f"embedded in the package (float16 bases); `prdlfit models prepare {name} --force` "
+                     "downloads and converts the upstream files in full precision")
     if reason == "not prepared":
         src = _default_source(spec)
         info.note = (f"not prepared; source: {src}" if src else
@@ -250,7 +270,7 @@ def model_info(name: str, cache_dir: Optional[PathLike] = None) -> ModelInfo:
         return info
     meta = read_meta(out)
     info.installed = not reason
-    info.note = reason and f"{reason}; rebuilt on next use"
+    info.note = reason and f"{reason}; rebuilt on next use" or info.note
     info.units, info.num_points, info.num_mesh_vertices = meta.units, meta.num_points, meta.num_mesh_vertices
     info.num_triangles, info.num_id, info.num_exp = meta.num_triangles, meta.num_id, meta.num_exp
     info.part_sizes = dict(meta.part_sizes)

@@ -20,6 +20,13 @@ def shared() -> Path:
 
 
 @pytest.fixture(scope="session")
+def eos_py():
+    """eos-py (an optional package, in the ``dev`` extra), which reads the Surrey Face Model files."""
+    return pytest.importorskip("eos", reason="reading the Surrey Face Model needs eos-py (pip install eos-py, "
+                                             "or pip install -e \".[dev]\")")
+
+
+@pytest.fixture(scope="session")
 def model_cache(shared):
     """Model cache for tests: $PRDLFIT_CACHE = <repo>/.cache (gitignored, reused across runs) and the
     ICT-FaceKit / SFM sources from the shared folder. Yields the cache root."""

@@ -732,7 +732,7 @@ def test_sigkill_midway_then_resume_real_fitter(shared, tmp_path, real_env):
 
 @pytest.mark.slow
 def test_ray_engine_real_fitter(shared, tmp_path, real_env):
-    pytest.importorskip("ray")
+    pytest.importorskip("ray", reason="--engine ray needs Ray, an optional package (pip install \".[ray]\")")
     env, model = real_env
     inp = tmp_path / "in"
     inp.mkdir()

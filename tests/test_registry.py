@@ -26,7 +26,8 @@ def test_info_of_an_empty_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("PRDLFIT_ICT_SOURCE", raising=False)
     info = registry.model_info("sfm", cache_dir=tmp_path)
     assert not info.installed and info.path is None and "PRDLFIT_SFM_SOURCE" in info.note
-    assert "downloads on first use" in registry.model_info("ict", cache_dir=tmp_path).note
+    ict_info = registry.model_info("ict", cache_dir=tmp_path)  # the package's embedded copy
+    assert ict_info.installed and "embedded" in ict_info.note and ict_info.path.parent.name == "data"
 
 
 def test_unknown_name_and_missing_source(tmp_path, monkeypatch):
@@ -39,7 +40,7 @@ def test_unknown_name_and_missing_source(tmp_path, monkeypatch):
         morphable_models.load(str(tmp_path), cache_dir=tmp_path)
 
 
-def test_prepare_from_a_folder_and_load_by_path(model_cache, shared, tmp_path, monkeypatch):
+def test_prepare_from_a_folder_and_load_by_path(model_cache, eos_py, shared, tmp_path, monkeypatch):
     monkeypatch.delenv("PRDLFIT_SFM_SOURCE", raising=False)
     out = registry.prepare("sfm", source=shared / "models" / "sfm-3448", cache_dir=tmp_path, progress=False)
     assert out == registry.cache_path("sfm", tmp_path) and out.with_suffix(".json").is_file()
@@ -50,7 +51,7 @@ def test_prepare_from_a_folder_and_load_by_path(model_cache, shared, tmp_path, m
     assert again.num_points == 3448 and out.stat().st_mtime_ns == registry.cache_path("sfm", tmp_path).stat().st_mtime_ns
 
 
-def test_corrupt_cache_is_a_model_error(model_cache, tmp_path):
+def test_corrupt_cache_is_a_model_error(model_cache, eos_py, tmp_path):
     registry.prepare("sfm", cache_dir=tmp_path, progress=False)
     path = registry.cache_path("sfm", tmp_path)
     data = path.read_bytes()
@@ -66,7 +67,7 @@ def test_corrupt_cache_is_a_model_error(model_cache, tmp_path):
     assert "corrupt" in registry.model_info("sfm", cache_dir=tmp_path).note
 
 
-def test_stale_cache_is_rebuilt(model_cache, tmp_path):
+def test_stale_cache_is_rebuilt(model_cache, eos_py, tmp_path):
     m = morphable_models.load("sfm")
     path = registry.cache_path("sfm", tmp_path)
     path.parent.mkdir(parents=True)
@@ -76,7 +77,7 @@ def test_stale_cache_is_rebuilt(model_cache, tmp_path):
     assert cache.read_meta(path).converter_version == sfm.CONVERTER_VERSION
 
 
-def test_foreign_format_version_is_refused(model_cache, tmp_path):
+def test_foreign_format_version_is_refused(model_cache, eos_py, tmp_path):
     src = registry.prepare("sfm", progress=False)
     path = tmp_path / "other.npz"
     shutil.copy(src, path)

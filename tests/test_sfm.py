@@ -9,7 +9,7 @@ from morphable_models.model import PART_NAMES
 
 
 @pytest.fixture(scope="module")
-def sfm_model(model_cache):
+def sfm_model(model_cache, eos_py):
     return morphable_models.load("sfm")
 
 
@@ -25,8 +25,8 @@ def test_loads_and_validates(sfm_model):
     assert "non-commercial" in m.license
 
 
-def test_matches_eos(sfm_model, shared):
-    eos = pytest.importorskip("eos")
+def test_matches_eos(sfm_model, shared, eos_py):
+    eos = eos_py
     shape = eos.morphablemodel.load_model(str(shared / "models" / "sfm-3448" / "sfm_shape_3448.bin")).get_shape_model()
     coeffs = [1.5, -1.0, 0.5]
     expected = np.asarray(shape.draw_sample(coeffs)).reshape(-1, 3)

@@ -15,6 +15,7 @@ from fitter.batch.quality import QualityConfig
 from fitter.batch.runner import BatchJob, run_job
 from fitter.config import FitConfig, parse_loss_option
 from fitter.errors import PrdlfitError
+from fitter.targets.mediapipe_env import check_protobuf
 
 _DEFAULT_QUALITY = QualityConfig()
 
@@ -145,6 +146,11 @@ def batch_command(input_path, out, model, device, batch_size, workers, engine, r
         raise click.UsageError(" ".join(str(err).split())) from None
     except PrdlfitError as err:
         _exit(err)
+    if backend == DEFAULT_BACKEND:  # the mediapipe front end; test backends need none
+        try:
+            check_protobuf()
+        except PrdlfitError as err:
+            _exit(err)
     try:
         run_job(job)
     except PrdlfitError as err:

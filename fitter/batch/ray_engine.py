@@ -20,7 +20,8 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise PrdlfitError("--engine ray needs Ray: pip install 'ray[default]' (or use --engine local)") from None
+        raise PrdlfitError("--engine ray needs Ray: pip install \".[ray]\" from the prdlfit checkout (it keeps "
+                          "mediapipe's protobuf), or use --engine local") from None
     return ray
 
 

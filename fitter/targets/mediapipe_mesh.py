@@ -17,15 +17,10 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from fitter.targets.native_logs import native_stderr_silenced, quiet_native_loggers
+
 _MODELS: Dict[Tuple[str, int], object] = {}
 _LOCK = threading.Lock()
-
-
-def _silence_logs() -> None:
-    import os
-
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _model(kind: str, arg: int):
@@ -34,16 +29,17 @@ def _model(kind: str, arg: int):
     with _LOCK:
         m = _MODELS.get(key)
         if m is None:
-            _silence_logs()
-            try:
-                from mediapipe.python.solutions import face_detection, face_mesh
-            except ImportError as err:  # pragma: no cover - mediapipe is a hard dependency
-                raise ImportError(f"the default face backend needs mediapipe (pip install mediapipe): {err}")
-            if kind == "detector":
-                m = face_detection.FaceDetection(model_selection=arg, min_detection_confidence=0.5)
-            else:
-                m = face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True, max_num_faces=arg,
-                                       min_detection_confidence=0.5)
+            quiet_native_loggers()
+            with native_stderr_silenced():
+                try:
+                    from mediapipe.python.solutions import face_detection, face_mesh
+                except ImportError as err:  # pragma: no cover - mediapipe is a hard dependency
+                    raise ImportError(f"the default face backend needs mediapipe (pip install mediapipe): {err}")
+                if kind == "detector":
+                    m = face_detection.FaceDetection(model_selection=arg, min_detection_confidence=0.5)
+                else:
+                    m = face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True, max_num_faces=arg,
+                                           min_detection_confidence=0.5)
             _MODELS[key] = m
         return m
 
@@ -53,8 +49,8 @@ _RUN_LOCK = threading.Lock()
 
 def _process(model, rgb: np.ndarray):
     """``model.process`` on a contiguous image, one call at a time (mediapipe graphs are not
-    re-entrant), without mediapipe's protobuf deprecation noise."""
-    with _RUN_LOCK, warnings.catch_warnings():
+    re-entrant), without mediapipe's protobuf deprecation noise or its native log lines."""
+    with _RUN_LOCK, warnings.catch_warnings(), native_stderr_silenced():
         warnings.filterwarnings("ignore", message=".*SymbolDatabase.GetPrototype.*")
         return model.process(np.ascontiguousarray(rgb))
 
