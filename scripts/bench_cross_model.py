@@ -135,13 +135,15 @@ def score_mesh(ict, sfm, pred_mm: np.ndarray, case: Case, icp_iters: int) -> flo
                      int(sfm.landmarks68[NOSE_TIP]), icp_iters=icp_iters, scan=case.scan).mean_mm
 
 
-def run_setting(ict, sfm, cases: List[Case], cfg: FitConfig, args) -> List[CaseScore]:
+def run_setting(ict_fit, ict, sfm, cases: List[Case], cfg: FitConfig, args) -> List[CaseScore]:
+    """Fit every found case with ``ict_fit`` (``cfg``) and score it (``ict``: the same model with its
+    own landmark vertices, for the alignment)."""
     nv = ict.num_mesh_vertices
     out: List[Optional[CaseScore]] = [None] * len(cases)
     live = [k for k, c in enumerate(cases) if c.failure is None]
     for k in [k for k, c in enumerate(cases) if c.failure is not None]:
         out[k] = CaseScore(float("nan"), float("nan"), cases[k].failure)
-    fitter = Fitter(ict, cfg)
+    fitter = Fitter(ict_fit, cfg)
     for s in range(0, len(live), args.batch):
         chunk = live[s:s + args.batch]
         results = fitter.fit([cases[k].targets for k in chunk])
@@ -222,6 +224,8 @@ def parse_args(argv=None):
     ap.add_argument("--scan-points", type=int, default=20000, help="points sampled on the SFM mesh before the crop")
     ap.add_argument("--icp-iters", type=int, default=10)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--landmarks", default="calibrated", choices=["calibrated", "vertices"],
+                    help="the fitted model's landmark definition (morphable_models.load(..., landmarks=))")
     ap.add_argument("--out", default=None, help="write the Markdown report here")
     ap.add_argument("--keep-renders", default=None, metavar="DIR", help="write the PNGs here and keep them")
     args = ap.parse_args(argv)
@@ -254,7 +258,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    ict = morphable_models.load("ict")
+    ict_fit = morphable_models.load("ict", landmarks=args.landmarks)
+    ict = morphable_models.load("ict", landmarks="vertices")  # scoring: the model's own landmark vertices
     sfm = morphable_models.load("sfm")
     tmp = None
     folder = args.keep_renders
@@ -274,6 +279,7 @@ def main(argv=None) -> int:
               f"of {args.batch}, device {args.device}. ICT mean face on these cases: {np.mean(base):.2f} ± "
               f"{np.std(base):.2f} mm. Scan: {args.scan_points} area samples within 95 mm of the nose tip, "
               f"{args.icp_iters} ICP iterations. Render + front end: {render_s:.0f} s."
+              + f" Landmarks: {args.landmarks}."
               + "".join(f" {k}={v}." for k, v in args.options.items())
               + "".join(f" --loss {k}={v:g}." for k, v in args.losses.items()) + "\n\n")
     rows: Dict[str, List[CaseScore]] = {}
@@ -290,7 +296,7 @@ def main(argv=None) -> int:
         cfg = FitConfig(loss_weights=w, iters=0 if name == "mean" else args.iters, rigid_iters=args.rigid_iters,
                         device=args.device, **opts)
         t1 = time.perf_counter()
-        rows[name] = run_setting(ict, sfm, cases, cfg, args)
+        rows[name] = run_setting(ict_fit, ict, sfm, cases, cfg, args)
         secs[name] = time.perf_counter() - t1
         weights[name] = ", ".join(f"{k}={v:g}" for k, v in cfg.loss_weights.items() if v > 0)
         print(f"{name}: {secs[name]:.0f} s, 3D error {fmt_pm([s.mm for s in rows[name]])} mm", file=sys.stderr)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Real-photo evaluation (issue 7, items 2 and 3): landmark-only vs landmarks + PRDL, side by side.
+"""Real-photo evaluation: the front end alone, landmark-only and landmarks + PRDL fits, side by side.
 
 Data (read-only, under --shared, default /work/shared):
 
@@ -13,9 +13,15 @@ Data (read-only, under --shared, default /work/shared):
 * ``images/celebamask-hq``: ``*.jpg`` + ``*.labels.png`` (CelebAMask-HQ ids). Per-part IoU of the
   re-rendered fit vs the CelebAMask labels. Landmarks from MediaPipe (no ground truth given).
 
-The fit is always given the ground-truth landmarks where the data set has them
-(``TargetConfig(landmarks="file")``), MediaPipe landmarks otherwise; parts come from the default
-MediaPipe parser. All IoUs are computed in the 224×224 fitting crop: the fit is re-rendered there
+``--targets frontend`` (default) fits from the raw photo as ``prdlfit fit`` does: MediaPipe's 68
+landmarks and parts; the "front end" row then scores those 68 points themselves (mapped to the
+original photo) and, for Part IoU, the front end's own cleaned target masks. ``--targets gt`` gives
+the fit the ground-truth landmarks where the data set has them (``TargetConfig(landmarks="file")``),
+MediaPipe landmarks otherwise (the earlier protocol). ``--split`` picks the 300-W half
+(``scripts/real_data.py``: settings are chosen on ``calibration``, reported on ``evaluation``).
+NME is also given per region (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67), with
+the number of photos where the fit beats the front end; "exp sum" is the sum of the fitted
+expression weights. All IoUs are computed in the 224×224 fitting crop: the fit is re-rendered there
 with ``render_part_labels`` and label maps given in original pixels are mapped into the crop with
 ``cv2.warpAffine(labels, crop.matrix(), (W, H), flags=cv2.INTER_NEAREST)`` (label images whose size
 differs from the photo are first resized to it, nearest neighbour). For every data set the per-part
@@ -43,7 +49,7 @@ import numpy as np
 import torch
 
 import morphable_models
-from fitter.config import FitConfig
+from fitter.config import FitConfig, parse_loss_option
 from fitter.metrics import landmark_nme, part_ious, render_part_labels
 from fitter.optimize import Fitter
 from fitter.targets.landmark_files import read_pts
@@ -52,11 +58,17 @@ from morphable_models.model import PART_NAMES
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report_io import emit  # noqa: E402
+from real_data import SPLITS, split_300w  # noqa: E402
 
 #: CelebAMask-HQ id -> our label (i + 1 = PART_NAMES[i]); "left" is the person's left in both.
 CELEBAMASK_TO_PARTS = {5: 1, 4: 2, 7: 3, 6: 4, 2: 5, 11: 6, 12: 7, 1: 8}
 
-SETTINGS = {"lmk": {"lmk": 1.6e-3, "prdl": 0.0}, "lmk+prdl": {"lmk": 1.6e-3, "prdl": 0.8e-3}}
+SETTINGS = {"lmk": {"prdl": 0.0}, "lmk+prdl": {}}
+
+#: iBUG-68 regions for the per-region NME
+REGIONS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36), "eyes": range(36, 48),
+           "mouth": range(48, 68)}
+FRONT_END = "front end"
 
 
 @dataclass
@@ -87,10 +99,10 @@ def image_size(path: str) -> Tuple[int, int]:
     return img.shape[1], img.shape[0]
 
 
-def load_items(shared: str, limit_300w: int, limit_other: Optional[int]) -> List[Item]:
+def load_items(shared: str, limit_300w: int, limit_other: Optional[int], split: str = "all") -> List[Item]:
     items: List[Item] = []
     root = os.path.join(shared, "images")
-    for jpg in sorted(glob.glob(os.path.join(root, "300w-train", "*.jpg")))[:limit_300w]:
+    for jpg in split_300w(shared, split)[:limit_300w]:
         lm = read_pts(os.path.splitext(jpg)[0] + ".pts")
         items.append(Item("300w", jpg, landmarks=lm, hard=eye_mouth_hard(lm)))
     for png in sorted(glob.glob(os.path.join(root, "ffhq-dev", "[0-9]*.png")))[:limit_other]:
@@ -110,8 +122,8 @@ def load_items(shared: str, limit_300w: int, limit_other: Optional[int]) -> List
     return items
 
 
-def targets_for(item: Item):
-    if item.landmarks is not None:
+def targets_for(item: Item, source: str = "frontend"):
+    if item.landmarks is not None and source == "gt":
         if item.dataset == "300w":
             cfg = TargetConfig(landmarks="file")  # <stem>.pts beside the photo
         else:
@@ -133,6 +145,36 @@ class Scores:
     ious_gt: Optional[np.ndarray] = None  # [8] vs data-set labels
     region_iou: float = float("nan")
     ious_parser: Optional[np.ndarray] = None  # [8] vs the parser's targets
+    regions: Optional[Dict[str, float]] = None  # NME per REGIONS entry
+    exp_sum: float = float("nan")
+
+
+def region_nme(pred: np.ndarray, gt: np.ndarray) -> Dict[str, float]:
+    """NME of each REGIONS entry (outer-eye-corner normalised, like landmark_nme)."""
+    return {name: landmark_nme(pred, gt, np.isin(np.arange(68), list(idx))) for name, idx in REGIONS.items()}
+
+
+def score_landmarks(s: Scores, item: Item, landmarks_original: np.ndarray) -> Scores:
+    if item.landmarks is not None:
+        s.nme = landmark_nme(landmarks_original, item.landmarks)
+        s.regions = region_nme(landmarks_original, item.landmarks)
+    return s
+
+
+def score_labels(s: Scores, item: Item, rendered: np.ndarray, crop) -> Scores:
+    if item.labels is not None:
+        s.ious_gt = part_ious(rendered, to_crop(item.labels, crop))
+    if item.region is not None:
+        gt = to_crop(item.region.astype(np.uint8), crop) > 0
+        pred = rendered > 0
+        s.region_iou = float(np.logical_and(gt, pred).sum() / max(np.logical_or(gt, pred).sum(), 1))
+    return s
+
+
+def score_front_end(item: Item, t) -> Scores:
+    """The front end alone: its 68 points (original pixels) and its cleaned part masks."""
+    s = score_landmarks(Scores(), item, t.crop.to_original(np.asarray(t.landmarks, np.float64)))
+    return score_labels(s, item, t.part_masks, t.crop)
 
 
 def score(model, item: Item, res) -> Scores:
@@ -140,16 +182,9 @@ def score(model, item: Item, res) -> Scores:
     W, H = t.size
     rendered = render_part_labels(model, torch.from_numpy(res.vertices_image)[None],
                                   torch.from_numpy(res.vertices_camera[:, 2])[None], (W, H))[0]
-    s = Scores(ious_parser=part_ious(rendered, t.part_masks))
-    if item.landmarks is not None:
-        s.nme = landmark_nme(res.landmarks2d_original(), item.landmarks)
-    if item.labels is not None:
-        s.ious_gt = part_ious(rendered, to_crop(item.labels, t.crop))
-    if item.region is not None:
-        gt = to_crop(item.region.astype(np.uint8), t.crop) > 0
-        pred = rendered > 0
-        s.region_iou = float(np.logical_and(gt, pred).sum() / max(np.logical_or(gt, pred).sum(), 1))
-    return s
+    s = Scores(ious_parser=part_ious(rendered, t.part_masks), exp_sum=float(np.sum(res.exp_coeffs)))
+    score_landmarks(s, item, res.landmarks2d_original())
+    return score_labels(s, item, rendered, t.crop)
 
 
 # ---------------------------------------------------------------------------------------- eos
@@ -227,6 +262,23 @@ def report(items: List[Item], scores: Dict[str, List[Optional[Scores]]], eos_row
             if eos_rows is not None:
                 cells.append(mean_std([eos_rows[i][0] for i in idx if eos_rows[i] is not None]))
             out.append("| " + " | ".join(cells) + " |")
+    out.append("\n#### NME per region, 300-W (mean over photos; \"beats front end\": photos where the row's "
+               "all-68 NME is lower than the front end's)\n")
+    head = ["setting"] + list(REGIONS) + ["all 68", "beats front end", "exp sum"]
+    out += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    idx = [i for i, it in enumerate(items) if it.dataset == "300w"]
+    fe = scores.get(FRONT_END)
+    for n in names:
+        ok = [i for i in idx if scores[n][i] and scores[n][i].regions]
+        if not ok:
+            continue
+        cells = [n] + [f"{np.mean([scores[n][i].regions[r] for i in ok]):.4f}" for r in REGIONS]
+        cells.append(f"{np.mean([scores[n][i].nme for i in ok]):.4f}")
+        both = [i for i in ok if fe is not None and fe[i]]
+        cells.append("–" if n == FRONT_END or fe is None else f"{sum(scores[n][i].nme < fe[i].nme for i in both)}/{len(both)}")
+        ex = [scores[n][i].exp_sum for i in ok if np.isfinite(scores[n][i].exp_sum)]
+        cells.append(f"{np.mean(ex):.2f}" if ex else "–")
+        out.append("| " + " | ".join(cells) + " |")
     if eos_rows is not None:
         t = [r[1] for r in eos_rows if r is not None]
         out.append(f"\neos: {np.mean(t) * 1000:.1f} ms per fit (mean of {len(t)}), NME over the landmarks "
@@ -240,6 +292,8 @@ def report(items: List[Item], scores: Dict[str, List[Optional[Scores]]], eos_row
             out.append("| " + " | ".join([f"{ref} (n={len(arr)})", n] + iou_row(arr)) + " |")
     for ds in ("300w", "ffhq", "celebamask"):
         for n in names:
+            if n == FRONT_END:
+                continue
             arr = [scores[n][i].ious_parser for i, it in enumerate(items) if it.dataset == ds and scores[n][i]]
             out.append("| " + " | ".join([f"parser targets, {ds} (n={len(arr)})", n] + iou_row(arr)) + " |")
     out.append("\n### Face-region IoU on ffhq-dev (any rendered part vs seg.npy nonzero)\n")
@@ -261,15 +315,23 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=8, help="faces per batched fit")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--eos", action="store_true", help="also fit eos (SFM 3448) from the same landmarks")
+    ap.add_argument("--split", default="all", choices=SPLITS, help="which half of 300-W (scripts/real_data.py)")
+    ap.add_argument("--targets", default="frontend", choices=["frontend", "gt"],
+                    help="the fit's landmarks: MediaPipe's (as prdlfit fit) or the ground truth")
+    ap.add_argument("--settings", nargs="+", default=[FRONT_END] + list(SETTINGS), choices=[FRONT_END] + list(SETTINGS))
+    ap.add_argument("--loss", action="append", default=[], metavar="NAME=W", help="loss weight for every fitted setting")
+    ap.add_argument("--landmarks", default="calibrated", choices=["calibrated", "vertices"],
+                    help="the model's landmark definition (morphable_models.load(..., landmarks=))")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
-    model = morphable_models.load("ict")
-    items = load_items(args.shared, args.limit, args.limit_other)
+    model = morphable_models.load("ict", landmarks=args.landmarks)
+    items = load_items(args.shared, args.limit, args.limit_other, args.split)
+    extra = dict(parse_loss_option(x) for x in args.loss)
     targets = []
     for it in items:
         try:
-            targets.append(targets_for(it))
+            targets.append(targets_for(it, args.targets))
         except Exception as err:  # a photo the front end cannot handle is reported, not fatal
             print(f"skip {it.image}: {err}", file=sys.stderr)
             targets.append(None)
@@ -279,7 +341,11 @@ def main() -> int:
     scores: Dict[str, List[Optional[Scores]]] = {}
     secs: Dict[str, float] = {}
     ok = [i for i, t in enumerate(targets) if t is not None]
-    for name, w in SETTINGS.items():
+    if FRONT_END in args.settings:
+        scores[FRONT_END] = [score_front_end(items[i], targets[i]) if targets[i] is not None else None
+                             for i in range(len(items))]
+    for name in [n for n in args.settings if n != FRONT_END]:
+        w = {**extra, **SETTINGS[name]}
         fitter = Fitter(model, FitConfig(loss_weights=w, iters=args.iters, rigid_iters=args.rigid_iters, device=args.device))
         scores[name] = [None] * len(items)
         t0 = time.perf_counter()
@@ -302,9 +368,12 @@ def main() -> int:
             pred, valid, t = ef.fit(it.landmarks, image_size(it.image))
             eos_rows.append((landmark_nme(np.nan_to_num(pred), it.landmarks, valid), t))
 
-    text = (f"{sum(it.dataset == '300w' for it in items)} 300-W, {sum(it.dataset == 'ffhq' for it in items)} ffhq-dev, "
+    text = (f"{sum(it.dataset == '300w' for it in items)} 300-W ({args.split} split), {sum(it.dataset == 'ffhq' for it in items)} ffhq-dev, "
             f"{sum(it.dataset == 'celebamask' for it in items)} CelebAMask-HQ photos; {args.rigid_iters} rigid + "
-            f"{args.iters} main iterations, batches of {args.batch}, device {args.device}.\n\n"
+            f"{args.iters} main iterations, batches of {args.batch}, device {args.device}; fit targets: "
+            f"{'MediaPipe landmarks (raw photo)' if args.targets == 'frontend' else 'ground-truth landmarks'}; "
+            f"model landmarks: {args.landmarks}"
+            + "".join(f"; --loss {k}={v:g}" for k, v in extra.items()) + ".\n\n"
             + report(items, scores, eos_rows, secs, args))
     return emit(text, args.out)
 
