@@ -145,6 +145,25 @@ def split_config(data: Dict[str, object], target_fields: Sequence[str]) -> Tuple
     return fit_d, tgt_d, cmd_d
 
 
+def check_config_values(path: Path, fit_d: dict, tgt_d: dict, cmd_d: dict) -> None:
+    """Check the values of a config file on their own (before the command line is merged in), so
+    an error names the file; ValueError ``config FILE: <key> must be ...``."""
+    from fitter.checks import check_bool, check_int
+    from fitter.targets.pipeline import TargetConfig
+
+    try:
+        FitConfig.from_dict(dict(fit_d))
+        TargetConfig(**tgt_d)
+        if "batch_size" in cmd_d:
+            check_int("batch_size", cmd_d["batch_size"], lo=1)
+        if "overlay" in cmd_d:
+            check_bool("overlay", cmd_d["overlay"])
+        if "model" in cmd_d and not isinstance(cmd_d["model"], str):
+            raise ValueError(f"model must be a name or a path, got {cmd_d['model']!r}")
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"config {path}: {' '.join(str(err).split())}") from None
+
+
 def build_fit_options(config: Optional[Path], model: Optional[str], device: Optional[str],
                       optimizer: Optional[str], iters: Optional[int], rigid_iters: Optional[int],
                       lr: Optional[float], losses: Sequence[str], seed: Optional[int], size: Optional[int],
@@ -161,6 +180,8 @@ def build_fit_options(config: Optional[Path], model: Optional[str], device: Opti
     target_fields = [f.name for f in fields(TargetConfig)]
     data = read_config_file(config) if config else {}
     fit_d, tgt_d, cmd_d = split_config(data, target_fields)
+    if config:
+        check_config_values(config, fit_d, tgt_d, cmd_d)
     weights = dict(fit_d.pop("loss_weights", None) or {})
     for text in losses:
         name, w = parse_loss_option(text)

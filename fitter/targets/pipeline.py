@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
+from fitter.checks import check_bool, check_choice, check_float, check_int, check_optional_str
 from fitter.errors import ImageReadError, NoFaceError
 from fitter.targets.backends import FaceAnalysis, FaceParser, LandmarkSource, get_landmark_source, get_parser
 from fitter.targets.crop import landmark_box, rescale_transform, square_crop, warp_to_crop
@@ -23,6 +24,10 @@ from fitter.targets.types import CropTransform, Targets
 
 PARSERS = ("mediapipe", "facer")
 LANDMARK_SOURCES = ("mediapipe", "file", "facer", "dlib")
+#: bounds of the fitting crop's side in pixels (above 1024 the crop's per-pixel work and the
+#: rendered label maps cost gigabytes while the parsers see no more detail)
+MIN_CROP_SIZE = 16
+MAX_CROP_SIZE = 1024
 
 
 @dataclass
@@ -73,20 +78,34 @@ class TargetConfig:
                 self.preprocess = PreprocessConfig(**self.preprocess)
             except TypeError as err:
                 raise ValueError(f"bad preprocess settings: {err}") from None
+        if not isinstance(self.preprocess, PreprocessConfig):
+            raise ValueError(f"preprocess must be a mapping of settings, got {self.preprocess!r}")
         self.preprocess.occluder_labels = tuple(self.preprocess.occluder_labels)
+        self.validate()
 
     def validate(self) -> None:
-        """Raise ValueError naming the first bad setting."""
-        if self.parser not in PARSERS:
-            raise ValueError(f"parser must be one of {PARSERS}, got {self.parser!r}")
-        if self.landmarks not in LANDMARK_SOURCES:
-            raise ValueError(f"landmarks must be one of {LANDMARK_SOURCES}, got {self.landmarks!r}")
-        if self.size < 16:
-            raise ValueError(f"size must be at least 16 pixels, got {self.size}")
-        if self.margin < 0:
-            raise ValueError(f"margin must be >= 0, got {self.margin}")
-        if self.max_faces < 1:
-            raise ValueError(f"max_faces must be >= 1, got {self.max_faces}")
+        """Raise ValueError naming the first bad setting (type or range)."""
+        check_choice("parser", self.parser, PARSERS)
+        check_choice("landmarks", self.landmarks, LANDMARK_SOURCES)
+        self.size = check_int("size", self.size, lo=MIN_CROP_SIZE, hi=MAX_CROP_SIZE)
+        self.margin = check_float("margin", self.margin, lo=0.0, hi=10.0)
+        self.shift = check_float("shift", self.shift, lo=-1.0, hi=1.0)
+        self.max_faces = check_int("max_faces", self.max_faces, lo=1)
+        self.min_score = check_float("min_score", self.min_score, lo=0.0, hi=1.0)
+        self.all_faces = check_bool("all_faces", self.all_faces)
+        self.max_pixels = check_int("max_pixels", self.max_pixels, lo=1)
+        self.max_side = check_int("max_side", self.max_side, lo=MIN_CROP_SIZE)
+        for name in ("landmark_file", "facer_weights", "dlib_predictor"):
+            check_optional_str(name, getattr(self, name))
+        p = self.preprocess
+        p.max_skin_points = check_int("preprocess.max_skin_points", p.max_skin_points, lo=1)
+        p.max_part_points = check_int("preprocess.max_part_points", p.max_part_points, lo=1)
+        p.min_part_pixels = check_int("preprocess.min_part_pixels", p.min_part_pixels, lo=0)
+        p.occlusion_dilate = check_int("preprocess.occlusion_dilate", p.occlusion_dilate, lo=0)
+        for name in ("plausible_distance", "skin_keep_fraction", "forehead_offset"):
+            setattr(p, name, check_float(f"preprocess.{name}", getattr(p, name)))
+        for name in ("forehead_cut", "outline"):
+            check_bool(f"preprocess.{name}", getattr(p, name))
 
 
 _CACHE: Dict[Tuple, object] = {}
