@@ -68,6 +68,8 @@ def _open_bytes(src: ImageSource, name: str) -> bytes:
             raise ImageReadError(f"cannot read image {name}: is a directory")
         try:
             data = path.read_bytes()
+        except PermissionError:
+            raise ImageReadError(f"cannot read image {name}: permission denied") from None
         except OSError as err:
             raise ImageReadError(f"cannot read image {name}: {err.strerror or err}") from None
     if len(data) == 0:
