@@ -56,7 +56,19 @@ def part_label_map(result: FitResult, model: MorphableModel, scale: float = 1.0)
     W, H = scaled_size(original_size(result), scale)
     tris = torch.cat([model.triangles.cpu(), model.hole_triangles.cpu().to(torch.long)], 0)
     tri_lab = triangle_labels(tris, model.part_labels().cpu())
-    pts = torch.from_numpy(points_in_original(result, scale)).to(torch.float32)
+    pts = points_in_original(result, scale)
+    out = np.zeros((H, W), dtype=np.uint8)
+    # Rasterize only the window the mesh covers (a huge photo's full-size z-buffer would take
+    # gigabytes; the face is a small part of it), then paste it into the map.
+    finite = pts[np.all(np.isfinite(pts), axis=1)]
+    if len(finite) == 0:
+        return out
+    x0, y0 = (max(0, int(np.floor(v))) for v in finite.min(axis=0))
+    x1, y1 = min(W, int(np.ceil(finite[:, 0].max())) + 1), min(H, int(np.ceil(finite[:, 1].max())) + 1)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    local = torch.from_numpy(pts - np.array([x0, y0], dtype=np.float64)).to(torch.float32)
     depth = torch.from_numpy(np.asarray(result.vertices_camera, dtype=np.float32)[:, 2])
-    labels = rasterize_labels(pts[None], depth[None], tris, tri_lab, (W, H))[0]
-    return labels.to(torch.uint8).numpy()
+    labels = rasterize_labels(local[None], depth[None], tris, tri_lab, (x1 - x0, y1 - y0))[0]
+    out[y0:y1, x0:x1] = labels.to(torch.uint8).numpy()
+    return out
