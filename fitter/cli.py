@@ -29,7 +29,8 @@ EXIT_CODES_HELP = f"""\b
 Exit codes:
   0  every image was fitted and its outputs written
   1  some images failed (the others' outputs are written), or every image
-     failed but not all for the same reason, or an unexpected error
+     failed but not all for the same reason, or the output folder cannot be
+     written or another run holds it, or an unexpected error
   2  usage error: bad option, config file or loss name (nothing fitted)
   {ImageReadError.exit_code}  every image failed: missing, unreadable or not an image
   {NoFaceError.exit_code}  every image failed: no face found

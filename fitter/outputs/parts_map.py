@@ -12,10 +12,17 @@ from typing import Tuple
 import numpy as np
 import torch
 
-from fitter.geometry.raster import rasterize_labels, triangle_labels
+from fitter.geometry.raster import face_labels, triangle_labels
+from fitter.geometry.zbuffer import rasterize_depth
 from fitter.outputs.fitted_mesh import check_result_matches_model
 from fitter.result import FitResult
 from morphable_models.model import MorphableModel
+
+
+#: most pixels rasterized at once for parts.png, and most (triangle, pixel) pairs the z-buffer
+#: holds at once (about 100 bytes each): together they bound the memory a huge photo costs
+BAND_PIXELS = 4_000_000
+MAX_PAIRS = 1 << 20
 
 
 def original_size(result: FitResult) -> Tuple[int, int]:
@@ -67,8 +74,13 @@ def part_label_map(result: FitResult, model: MorphableModel, scale: float = 1.0)
     x1, y1 = min(W, int(np.ceil(finite[:, 0].max())) + 1), min(H, int(np.ceil(finite[:, 1].max())) + 1)
     if x1 <= x0 or y1 <= y0:
         return out
-    local = torch.from_numpy(pts - np.array([x0, y0], dtype=np.float64)).to(torch.float32)
     depth = torch.from_numpy(np.asarray(result.vertices_camera, dtype=np.float32)[:, 2])
-    labels = rasterize_labels(local[None], depth[None], tris, tri_lab, (x1 - x0, y1 - y0))[0]
-    out[y0:y1, x0:x1] = labels.to(torch.uint8).numpy()
+    # ... in bands of at most BAND_PIXELS, so a face filling a huge photo stays bounded too
+    band = max(1, BAND_PIXELS // (x1 - x0))
+    for top in range(y0, y1, band):
+        h = min(band, y1 - top)
+        local = torch.from_numpy(pts - np.array([x0, top], dtype=np.float64)).to(torch.float32)
+        _, face = rasterize_depth(local[None], depth[None], tris, (x1 - x0, h), max_candidates=MAX_PAIRS)
+        labels = face_labels(face, tri_lab)[0]
+        out[top:top + h, x0:x1] = labels.to(torch.uint8).numpy()
     return out

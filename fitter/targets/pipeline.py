@@ -18,7 +18,7 @@ from fitter.checks import check_bool, check_choice, check_float, check_int, chec
 from fitter.errors import ImageReadError, NoFaceError
 from fitter.targets.backends import FaceAnalysis, FaceParser, LandmarkSource, get_landmark_source, get_parser
 from fitter.targets.crop import compose, landmark_box, rescale_transform, rot90_transform, square_crop, warp_to_crop
-from fitter.targets.io import ImageSource, LoadedImage, load_image
+from fitter.targets.io import MAX_PIXELS, MAX_SIDE, ImageSource, LoadedImage, load_image
 from fitter.targets.preprocess import PreprocessConfig, targets_from_label_map
 from fitter.targets.types import CropTransform, Targets
 
@@ -78,8 +78,8 @@ class TargetConfig:
     facer_model: str = "farl/lapa/448"
     dlib_predictor: Optional[str] = None
     device: str = "cpu"
-    max_pixels: int = 40_000_000
-    max_side: int = 8192
+    max_pixels: int = MAX_PIXELS
+    max_side: int = MAX_SIDE
     try_rotations: bool = True
 
     def __post_init__(self) -> None:
