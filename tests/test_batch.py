@@ -703,7 +703,7 @@ def test_real_backend_missing_or_wrong_model_fails_before_work(tmp_path, real_en
     (tmp_path / "in").mkdir()
     noise_image(tmp_path / "in" / "a.png")
     (tmp_path / "wrong.npz").write_text("not a model")
-    cases = ((str(tmp_path / "missing.npz"), "no such file"), (str(tmp_path / "wrong.npz"), "not a usable"))
+    cases = ((str(tmp_path / "missing.npz"), "no such file"), (str(tmp_path / "wrong.npz"), "is not a model file"))
     for model, words in cases:
         r = CliRunner().invoke(batch_command, [str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", model,
                                                "--workers", "0", "--no-progress"])
