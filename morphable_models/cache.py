@@ -113,13 +113,15 @@ def _bad(path: Path, why: str) -> ModelError:
 
 
 def _require_npz(path: Path) -> None:
-    """ModelError unless ``path`` is a zip archive (an ``.npz``): random bytes or a plain ``.npy``
-    would otherwise reach numpy's pickle fallback and get a message about pickled data."""
+    """ModelError unless ``path`` starts like a zip archive (an ``.npz``): random bytes or a plain
+    ``.npy`` would otherwise reach numpy's pickle fallback and get a message about pickled data.
+    A damaged archive passes here and is reported as such by the reader."""
     try:
-        ok = zipfile.is_zipfile(path)
+        with open(path, "rb") as f:
+            head = f.read(4)
     except OSError as e:
         raise ModelError(f"cannot read model file {path}: {e.strerror or e}") from None
-    if not ok:
+    if head not in (b"PK\x03\x04", b"PK\x05\x06"):  # a zip's first bytes (a truncated one keeps them)
         raise ModelError(f"{path} is not a model file: a prdlfit model is an .npz archive made by "
                          f"`prdlfit models prepare` (or give a model name: ict, sfm, bfm)")
 
