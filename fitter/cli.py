@@ -29,7 +29,8 @@ EXIT_CODES_HELP = f"""\b
 Exit codes:
   0  every image was fitted and its outputs written
   1  some images failed (the others' outputs are written), or every image
-     failed but not all for the same reason, or an unexpected error
+     failed but not all for the same reason, or the output folder cannot be
+     written or another run holds it, or an unexpected error
   2  usage error: bad option, config file or loss name (nothing fitted)
   {ImageReadError.exit_code}  every image failed: missing, unreadable or not an image
   {NoFaceError.exit_code}  every image failed: no face found
@@ -162,6 +163,25 @@ def split_config(data: Dict[str, object], target_fields: Sequence[str]) -> Tuple
     return fit_d, tgt_d, cmd_d
 
 
+def check_config_values(path: Path, fit_d: dict, tgt_d: dict, cmd_d: dict) -> None:
+    """Check the values of a config file on their own (before the command line is merged in), so
+    an error names the file; ValueError ``config FILE: <key> must be ...``."""
+    from fitter.checks import check_bool, check_int
+    from fitter.targets.pipeline import TargetConfig
+
+    try:
+        FitConfig.from_dict(dict(fit_d))
+        TargetConfig(**tgt_d)
+        if "batch_size" in cmd_d:
+            check_int("batch_size", cmd_d["batch_size"], lo=1)
+        if "overlay" in cmd_d:
+            check_bool("overlay", cmd_d["overlay"])
+        if "model" in cmd_d and not isinstance(cmd_d["model"], str):
+            raise ValueError(f"model must be a name or a path, got {cmd_d['model']!r}")
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"config {path}: {' '.join(str(err).split())}") from None
+
+
 def build_fit_options(config: Optional[Path], model: Optional[str], device: Optional[str],
                       optimizer: Optional[str], iters: Optional[int], rigid_iters: Optional[int],
                       lr: Optional[float], losses: Sequence[str], seed: Optional[int], size: Optional[int],
@@ -178,6 +198,8 @@ def build_fit_options(config: Optional[Path], model: Optional[str], device: Opti
     target_fields = [f.name for f in fields(TargetConfig)]
     data = read_config_file(config) if config else {}
     fit_d, tgt_d, cmd_d = split_config(data, target_fields)
+    if config:
+        check_config_values(config, fit_d, tgt_d, cmd_d)
     weights = dict(fit_d.pop("loss_weights", None) or {})
     for text in losses:
         name, w = parse_loss_option(text)
@@ -267,6 +289,13 @@ def _message(err: BaseException, image: Path) -> str:
     return text
 
 
+def _write_message(err: BaseException) -> str:
+    """One line for a failed write: the OS reason (``No space left on device``) when there is one."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return " ".join(str(err).split()) or type(err).__name__
+
+
 def _code(err: BaseException) -> int:
     return int(getattr(err, "exit_code", EXIT_SOME_FAILED)) if isinstance(err, PrdlfitError) else EXIT_SOME_FAILED
 
@@ -332,7 +361,7 @@ class Progress:
 
 def fit_batch(fitter, batch: List[FaceJob], opts: FitOptions, model, tally: RunTally) -> None:
     """Fit one batch (retrying face by face if the batch as a whole fails) and write the outputs."""
-    from fitter.outputs.writer import write_fit_outputs
+    from fitter.outputs.writer import discard_outputs, write_fit_outputs
 
     label = ", ".join(j.out_dir.name for j in batch)
     progress = Progress(label if len(label) < 40 else f"{len(batch)} faces", opts.quiet)
@@ -356,7 +385,8 @@ def fit_batch(fitter, batch: List[FaceJob], opts: FitOptions, model, tally: RunT
             paths = write_fit_outputs(result, model, job.out_dir, original_image=job.photo, overlay=opts.overlay,
                                       target_config=opts.targets)
         except Exception as err:
-            tally.fail(job.image, _code(err), f"cannot write outputs to {job.out_dir}: {_message(err, job.image)}")
+            discard_outputs(job.out_dir)  # no partial folder is left behind (e.g. on a full disk)
+            tally.fail(job.image, _code(err), f"cannot write outputs to {job.out_dir}: {_write_message(err)}")
             continue
         tally.fitted[str(job.image)] = tally.fitted.get(str(job.image), 0) + 1
         if not opts.quiet:
@@ -366,7 +396,8 @@ def fit_batch(fitter, batch: List[FaceJob], opts: FitOptions, model, tally: RunT
 
 
 @main.command("fit", epilog=EXIT_CODES_HELP)
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=True))
+@click.argument("images", nargs=-1, required=True,
+                type=click.Path(path_type=Path, dir_okay=True, readable=False))  # unreadable: per-image error
 @click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="Output folder: one DIR/<image stem>/ per image.")
 @click.option("--model", default=None, help="Model name (ict, sfm, bfm) or path.  [default: ict]")
@@ -403,6 +434,9 @@ def fit_command(images, output, model, device, optimizer, iters, rigid_iters, lr
         opts = build_fit_options(config, model, device, optimizer, iters, rigid_iters, lr, losses, seed, size,
                                  all_faces, landmarks, batch_size, not no_overlay, snapshots, quiet)
         names = output_names(list(images))
+        if landmarks is not None and landmarks.is_file() and len(images) > 1:
+            raise ValueError(f"--landmarks {landmarks} is one file but {len(images)} images were given; "
+                             "give a folder of <stem>.npy|.pts files, or fit the images one at a time")
     except RuntimeError as err:
         raise click.BadParameter(str(err), param_hint="--device") from None
     except (ValueError, TypeError) as err:
@@ -411,8 +445,11 @@ def fit_command(images, output, model, device, optimizer, iters, rigid_iters, lr
 
     import morphable_models
     from fitter.optimize import Fitter
+    from fitter.outputs.folder import FolderLock, prepare_output_dir
 
     try:
+        prepare_output_dir(output)  # before any work: a folder we cannot write fails now, not after the fits
+        lock = FolderLock(output, "prdlfit")
         model_obj = morphable_models.load(opts.model)
     except PrdlfitError as err:
         fail(err)
@@ -424,6 +461,8 @@ def fit_command(images, output, model, device, optimizer, iters, rigid_iters, lr
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    finally:
+        lock.release()
     n_ok = sum(1 for k in tally.fitted if k not in tally.failed)
     if not quiet or tally.failed:
         click.echo(f"fitted {n_ok} of {len(images)} image(s) into {output}"
@@ -551,12 +590,18 @@ def curves_command(results, output, columns, labels, normalize, animate, stride,
     Each RESULT is a DIR/<image stem>/ folder (or its curves.csv), e.g. the same photo fitted
     with Adam and with LBFGS, or with PRDL and with chamfer (use --normalize then).
     """
-    from fitter.outputs.curves import compare_curves, read_curves_csv, save_figure
+    from fitter.outputs.curves import check_figure_path, compare_curves, read_curves_csv, save_figure
 
     if labels and len(labels) != len(results):
         raise click.UsageError(f"--label given {len(labels)} times for {len(results)} results")
     if animate is not None and len(results) != 1:
         raise click.UsageError("--animate takes exactly one RESULT")
+    if animate is not None and animate.suffix.lower() not in (".gif", ".mp4"):
+        raise click.BadParameter(f"{animate}: use a .gif or .mp4 file", param_hint="--animate")
+    try:
+        check_figure_path(output or "curves_compare.png")
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="-o/--output") from None
     curves = []
     for res, label in zip(results, labels or curve_labels(results)):
         csv_path = curves_csv_of(res)
@@ -570,7 +615,10 @@ def curves_command(results, output, columns, labels, normalize, animate, stride,
         raise click.UsageError(str(err)) from None
     if output is not None or animate is None:
         out = output or Path("curves_compare.png")
-        save_figure(fig, out)
+        try:
+            save_figure(fig, out)
+        except OSError as err:
+            fail(PrdlfitError(f"cannot write {out}: {err.strerror or err}"))
         click.echo(f"wrote {out}", err=True)
     if animate is not None:
         from fitter.outputs.animation import animation_frames, load_snapshots, write_animation
@@ -583,6 +631,8 @@ def curves_command(results, output, columns, labels, normalize, animate, stride,
             write_animation(frames, animate, fps=fps)
         except ValueError as err:
             fail(PrdlfitError(str(err)))
+        except OSError as err:
+            fail(PrdlfitError(f"cannot write {animate}: {err.strerror or err}"))
         click.echo(f"wrote {animate} ({len(frames)} frames)", err=True)
 
 

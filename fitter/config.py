@@ -5,8 +5,11 @@ Every field has a default that reproduces the paper's setup where the paper stat
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Dict, Optional, Tuple
+
+from fitter.checks import check_choice, check_float, check_int
 
 #: Loss terms the optimizer knows, with the paper's weights where it gives them. A weight of 0
 #: switches a term off. ``--loss NAME=W`` on the command line sets these.
@@ -25,6 +28,9 @@ DEFAULT_LOSS_WEIGHTS: Dict[str, float] = {
 }
 
 LOSS_NAMES: Tuple[str, ...] = tuple(DEFAULT_LOSS_WEIGHTS)
+
+#: largest PRDL anchor grid side accepted (anchors are W x H grid points)
+MAX_ANCHORS = 256
 
 
 @dataclass
@@ -94,37 +100,46 @@ class FitConfig:
     support_radius: int = 1
 
     def __post_init__(self) -> None:
+        """Check every value (types, ranges, finiteness); ValueError naming the first bad one."""
+        if not isinstance(self.loss_weights, dict):
+            raise ValueError(f"loss_weights must be a mapping of loss names to weights, got {self.loss_weights!r}")
         merged = dict(DEFAULT_LOSS_WEIGHTS)
         for k, v in self.loss_weights.items():
             if k not in DEFAULT_LOSS_WEIGHTS:
                 raise ValueError(f"unknown loss term {k!r}; known: {', '.join(LOSS_NAMES)}")
-            v = float(v)
-            if not v >= 0.0:
-                raise ValueError(f"loss weight {k}={v} must be >= 0")
-            merged[k] = v
+            merged[k] = check_float(f"loss weight {k}", v, lo=0.0)
         self.loss_weights = merged
-        if self.optimizer not in ("adam", "lbfgs"):
-            raise ValueError(f"optimizer must be adam or lbfgs, got {self.optimizer!r}")
-        if self.part_points not in ("triangles", "vertices"):
-            raise ValueError(f"part_points must be triangles or vertices, got {self.part_points!r}")
-        if self.point_weights not in ("area", "uniform"):
-            raise ValueError(f"point_weights must be area or uniform, got {self.point_weights!r}")
-        if self.camera not in ("perspective", "weak"):
-            raise ValueError(f"camera must be perspective or weak, got {self.camera!r}")
-        if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
+        check_choice("optimizer", self.optimizer, ("adam", "lbfgs"))
+        check_choice("part_points", self.part_points, ("triangles", "vertices"))
+        check_choice("point_weights", self.point_weights, ("area", "uniform"))
+        check_choice("camera", self.camera, ("perspective", "weak"))
+        if not isinstance(self.device, str) or (self.device not in ("auto", "cpu", "cuda")
+                                                and not self.device.startswith("cuda:")):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        if not 0.0 < self.lr_decay <= 1.0:
-            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
-        if self.iters < 0 or self.rigid_iters < 0:
-            raise ValueError("iteration counts must be >= 0")
-        self.anchors = tuple(int(a) for a in self.anchors)  # type: ignore[assignment]
+        for name in ("iters", "rigid_iters", "snapshot_every"):
+            setattr(self, name, check_int(name, getattr(self, name), lo=0))
+        for name in ("patience", "max_skin_points", "max_part_points", "visibility_every"):
+            setattr(self, name, check_int(name, getattr(self, name), lo=1))
+        self.seed = check_int("seed", self.seed)
+        self.support_radius = check_int("support_radius", self.support_radius, lo=-1)
+        for name in ("num_id", "num_exp"):
+            if getattr(self, name) is not None:
+                setattr(self, name, check_int(name, getattr(self, name), lo=0))
+        for name in ("lr", "pose_lr_scale", "focal_224"):
+            setattr(self, name, check_float(name, getattr(self, name), lo=0.0, lo_open=True))
+        self.lr_decay = check_float("lr_decay", self.lr_decay, lo=0.0, hi=1.0, lo_open=True)
+        self.rel_tol = check_float("rel_tol", self.rel_tol, lo=0.0)
+        if isinstance(self.anchors, (str, bytes)) or not hasattr(self.anchors, "__len__") or len(self.anchors) != 2:
+            raise ValueError(f"anchors must be two integers (W, H), got {self.anchors!r}")
+        self.anchors = tuple(check_int("anchors", a, lo=1, hi=MAX_ANCHORS) for a in self.anchors)  # type: ignore
         from morphable_models.model import PART_NAMES
 
+        if not isinstance(self.part_weights, dict):
+            raise ValueError(f"part_weights must be a mapping of part names to weights, got {self.part_weights!r}")
         for k, v in self.part_weights.items():
             if k not in PART_NAMES:
                 raise ValueError(f"unknown part {k!r} in part_weights; parts: {', '.join(PART_NAMES)}")
-            if not float(v) >= 0:
-                raise ValueError(f"part weight {k}={v} must be >= 0")
+            self.part_weights[k] = check_float(f"part weight {k}", v, lo=0.0)
 
     def active_losses(self) -> Dict[str, float]:
         return {k: w for k, w in self.loss_weights.items() if w > 0}
@@ -156,6 +171,8 @@ def parse_loss_option(text: str) -> Tuple[str, float]:
         weight = float(w)
     except ValueError:
         raise ValueError(f"--loss {name}: weight {w!r} is not a number") from None
+    if not math.isfinite(weight):
+        raise ValueError(f"--loss {name}: weight must be a finite number, got {w.strip()!r}")
     if not weight >= 0:
         raise ValueError(f"--loss {name}: weight must be >= 0")
     return name, weight

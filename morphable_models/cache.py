@@ -112,6 +112,20 @@ def _bad(path: Path, why: str) -> ModelError:
                       f"rebuild it with `prdlfit models prepare NAME --force`")
 
 
+def _require_npz(path: Path) -> None:
+    """ModelError unless ``path`` starts like a zip archive (an ``.npz``): random bytes or a plain
+    ``.npy`` would otherwise reach numpy's pickle fallback and get a message about pickled data.
+    A damaged archive passes here and is reported as such by the reader."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise ModelError(f"cannot read model file {path}: {e.strerror or e}") from None
+    if head not in (b"PK\x03\x04", b"PK\x05\x06"):  # a zip's first bytes (a truncated one keeps them)
+        raise ModelError(f"{path} is not a model file: a prdlfit model is an .npz archive made by "
+                         f"`prdlfit models prepare` (or give a model name: ict, sfm, bfm)")
+
+
 def read_meta(path: PathLike) -> CacheMeta:
     """Metadata of a cache file: from the sidecar JSON when present, else from the .npz.
 
@@ -127,6 +141,7 @@ def read_meta(path: PathLike) -> CacheMeta:
             pass  # fall back to the copy inside the archive
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
+    _require_npz(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             return CacheMeta.from_json(bytes(z["meta"]).decode("utf-8"))
@@ -152,6 +167,7 @@ def load_model(path: PathLike, device=None) -> MorphableModel:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
+    _require_npz(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = CacheMeta.from_json(bytes(z["meta"]).decode("utf-8"))

@@ -423,12 +423,12 @@ def test_read_only_or_unusable_output_dir_fails_before_work(tmp_path, monkeypatc
     with pytest.raises(PrdlfitError, match="cannot create output folder"):
         run_job(job(tmp_path / "in", tmp_path / "file" / "out"), log=lambda m: None)
     # ... and a folder whose write probe fails as on a read-only mount (EROFS).
-    import fitter.batch.runner as R
+    import fitter.outputs.folder as F  # the batch runner's output-folder checks live here
 
     def ro(*a, **k):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(R.tempfile, "mkstemp", ro)
+    monkeypatch.setattr(F.tempfile, "mkstemp", ro)
     (tmp_path / "ro").mkdir()
     with pytest.raises(PrdlfitError, match="not writable: Read-only file system"):
         run_job(job(tmp_path / "in", tmp_path / "ro"), log=lambda m: None)
@@ -703,7 +703,7 @@ def test_real_backend_missing_or_wrong_model_fails_before_work(tmp_path, real_en
     (tmp_path / "in").mkdir()
     noise_image(tmp_path / "in" / "a.png")
     (tmp_path / "wrong.npz").write_text("not a model")
-    cases = ((str(tmp_path / "missing.npz"), "no such file"), (str(tmp_path / "wrong.npz"), "not a usable"))
+    cases = ((str(tmp_path / "missing.npz"), "no such file"), (str(tmp_path / "wrong.npz"), "is not a model file"))
     for model, words in cases:
         r = CliRunner().invoke(batch_command, [str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", model,
                                                "--workers", "0", "--no-progress"])

@@ -62,7 +62,7 @@ def build_job(input_path: str, out: str, model: str, device: str, batch_size: in
               shard: Optional[str], iters: Optional[int], rigid_iters: Optional[int], losses: Tuple[str, ...],
               config: Optional[str], min_part_iou: Optional[float], max_nme: Optional[float],
               require_converged: Optional[bool], report: bool, parquet: bool, seed: Optional[int],
-              overlay: bool, progress: bool, backend: str) -> BatchJob:
+              overlay: bool, progress: bool, backend: str, force: bool = False) -> BatchJob:
     """Options -> :class:`BatchJob` (command-line values override the config file)."""
     fit_d, target_d, quality_d = load_config_file(Path(config)) if config else ({}, {}, {})
     weights = dict(fit_d.pop("loss_weights", None) or {})
@@ -95,7 +95,7 @@ def build_job(input_path: str, out: str, model: str, device: str, batch_size: in
         quality=dataclass_from_dict(QualityConfig, q), batch_size=batch_size, workers=workers, engine=engine,
         ray_address=ray_address,
         retry_failed=retry_failed, limit=limit, shard=parse_shard(shard) if shard else None,
-        report=report, parquet=parquet, progress=progress,
+        report=report, parquet=parquet, progress=progress, force=force,
     )
 
 
@@ -129,19 +129,22 @@ def build_job(input_path: str, out: str, model: str, device: str, batch_size: in
 @click.option("--seed", default=None, type=int)
 @click.option("--overlay/--no-overlay", default=True, show_default=True, help="Write overlay images.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--force", is_flag=True,
+              help="Resume even if the settings differ from the run that started OUT (OUT/settings.json).")
 @click.option("--backend", default=DEFAULT_BACKEND, hidden=True, help="module:Class of the fit backend (tests).")
 def batch_command(input_path, out, model, device, batch_size, workers, engine, ray_address, retry_failed, limit,
                   shard, iters, rigid_iters, losses, config, min_part_iou, max_nme, require_converged, report,
-                  parquet, seed, overlay, progress, backend):
+                  parquet, seed, overlay, progress, force, backend):
     """Fit every image of INPUT (a folder or a .txt list), resumably, into OUT.
 
     Rerun the same command to finish an interrupted job: finished images are kept, failed ones
-    are skipped (unless --retry-failed).
+    are skipped (unless --retry-failed); a rerun with other settings is refused (unless --force).
+    Exits 1 when every image failed, 2 on a usage error or changed settings.
     """
     try:
         job = build_job(input_path, out, model, device, batch_size, workers, engine, ray_address, retry_failed,
                         limit, shard, iters, rigid_iters, losses, config, min_part_iou, max_nme, require_converged,
-                        report, parquet, seed, overlay, progress, backend)
+                        report, parquet, seed, overlay, progress, backend, force)
     except (ValueError, TypeError, OSError) as err:
         raise click.UsageError(" ".join(str(err).split())) from None
     except PrdlfitError as err:
@@ -152,12 +155,16 @@ def batch_command(input_path, out, model, device, batch_size, workers, engine, r
         except PrdlfitError as err:
             _exit(err)
     try:
-        run_job(job)
+        stats = run_job(job)
     except PrdlfitError as err:
         _exit(err)
     except KeyboardInterrupt:
         click.echo("interrupted; rerun the same command to continue", err=True)
         sys.exit(130)
+    if stats.ok == 0 and stats.done_before == 0 and (stats.failed or stats.failed_skipped):
+        click.echo(f"error: every image of {input_path} failed (reasons in {Path(out) / 'manifest.jsonl'})",
+                   err=True)
+        sys.exit(1)
 
 
 def _exit(err: PrdlfitError) -> None:

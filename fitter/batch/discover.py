@@ -21,7 +21,7 @@ IMAGE_SUFFIXES: Tuple[str, ...] = (
 #: Suffixes of list files: one image path per line (relative to the list file's folder or absolute).
 LIST_SUFFIXES: Tuple[str, ...] = (".txt", ".lst", ".list")
 #: Names of the job's own files in OUT; an image output folder never takes one of them.
-RESERVED_NAMES = frozenset({"manifest.jsonl", "manifest.parquet", "report", ".batch.lock"})
+RESERVED_NAMES = frozenset({"manifest.jsonl", "manifest.parquet", "report", ".batch.lock", ".prdlfit.lock", "settings.json"})
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,12 @@ Guarantees (see also :mod:`fitter.batch.manifest`):
   recorded ``worker_crash``.
 * Disk full (ENOSPC) stops the run cleanly: every next write would fail too. The manifest stays
   valid; rerun the same command after freeing space.
-* Only the parent writes the manifest, under an exclusive lock on ``OUT/.batch.lock``.
+* Only the parent writes the manifest, under an exclusive lock on ``OUT/.prdlfit.lock`` (:mod:`fitter.outputs.folder`).
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -33,14 +31,15 @@ from fitter.batch.engine import BatchOutcome, Engine, InProcessEngine, WorkQueue
 from fitter.batch.manifest import (STATUS_FAILED, STATUS_OK, TRANSIENT_KINDS, ManifestRow, ManifestWriter, RowState,
                                    export_parquet, read_index)
 from fitter.batch.quality import QualityConfig
+from fitter.batch.settings import check_settings, job_settings
 from fitter.batch.stages import failed_row
 from fitter.batch.worker import WorkerSpec
 from fitter.errors import PrdlfitError
+from fitter.outputs.folder import LOCK_NAME, PROBE_PREFIX, FolderLock, prepare_output_dir
 
 MANIFEST_NAME = "manifest.jsonl"
 PARQUET_NAME = "manifest.parquet"
 REPORT_DIR = "report"
-LOCK_NAME = ".batch.lock"
 COMPLETE_MARKER = "fit.json"
 
 
@@ -68,6 +67,7 @@ class BatchJob:
         shard: (i, n): only images of shard i of n.
         report / parquet: write the summary report / the Parquet export at the end.
         progress: show a progress bar.
+        force: resume even when the settings differ from the first run's (``OUT/settings.json``).
     """
 
     input: Path
@@ -84,6 +84,7 @@ class BatchJob:
     report: bool = True
     parquet: bool = True
     progress: bool = True
+    force: bool = False
 
 
 @dataclass
@@ -145,41 +146,11 @@ def batches_of(items: Sequence[ImageItem], size: int) -> List[List[ImageItem]]:
     return [list(items[i: i + size]) for i in range(0, len(items), size)]
 
 
-def prepare_output_dir(out: Path) -> None:
-    """Create OUT and prove it is writable (a real write: os.access lies to root and on RO mounts)."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise PrdlfitError(f"cannot create output folder {out}: {err.strerror or err}") from None
-    if not out.is_dir():
-        raise PrdlfitError(f"output path {out} exists and is not a folder")
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise PrdlfitError(f"output folder {out} is not writable")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=out)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise PrdlfitError(f"output folder {out} is not writable: {err.strerror or err}") from None
-
-
-class JobLock:
-    """Exclusive ``flock`` on ``OUT/.batch.lock`` for the life of a run (freed by the kernel on kill)."""
+class JobLock(FolderLock):
+    """The batch job's :class:`fitter.outputs.folder.FolderLock` on OUT (the lock ``prdlfit fit`` takes too)."""
 
     def __init__(self, out: Path):
-        self.path = out / LOCK_NAME
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._fd)
-            raise PrdlfitError(f"another batch run is writing to {out} (lock {self.path} is held)") from None
-
-    def release(self) -> None:
-        if self._fd >= 0:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = -1
+        super().__init__(out, what="batch")
 
 
 def resolve_workers(job: BatchJob) -> int:
@@ -230,7 +201,7 @@ def run_job(job: BatchJob, engine_factory: Optional[Callable[[BatchJob, WorkerSp
 
 def remove_stale_temp_files(out: Path) -> int:
     """Delete temporary files a killed run left in OUT and OUT/report (ours only; we hold the lock)."""
-    patterns = [(out, ".manifest.*.tmp*"), (out, ".write-probe.*"), (out / REPORT_DIR, ".*.tmp*")]
+    patterns = [(out, ".manifest.*.tmp*"), (out, PROBE_PREFIX + "*"), (out / REPORT_DIR, ".*.tmp*")]
     n = 0
     for folder, pattern in patterns:
         for p in folder.glob(pattern):
@@ -243,6 +214,7 @@ def remove_stale_temp_files(out: Path) -> int:
 def _run_locked(job: BatchJob, out: Path, items: List[ImageItem], workers: int, engine_factory, log) -> RunStats:
     manifest_path = out / MANIFEST_NAME
     remove_stale_temp_files(out)
+    check_settings(out, job_settings(job.backend, job.quality), job.force, log)
     writer = ManifestWriter(manifest_path)
     if writer.repaired_bytes:
         log(f"manifest: cut a torn last line ({writer.repaired_bytes} bytes) left by an interrupted run")

@@ -173,6 +173,7 @@ def _finish(backend: FitBackend, item: ImageItem, outcome: FitOutcome, ctx: Stag
             shutil.rmtree(folder)
         backend.write(result, folder)
     except Exception as err:  # noqa: BLE001
+        shutil.rmtree(folder, ignore_errors=True)  # no partial outputs left (e.g. disk full midway)
         kind = error_kind(err, "write")
         return _failed(item, kind, reason_text(kind, err), ctx, read_s=read_s, fit_s=outcome.seconds,
                        num_faces=num_faces, output=item.output)

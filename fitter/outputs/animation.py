@@ -15,6 +15,9 @@ eyes on top) instead of z-buffering them; for a face seen from the front that is
 """
 from __future__ import annotations
 
+import zipfile
+import zlib
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -78,8 +81,8 @@ def load_snapshots(path: PathLike) -> Snapshots:
             return Snapshots(iterations=z["iterations"], points=z["points"], triangles=z["triangles"],
                              tri_labels=z["tri_labels"], size=tuple(int(s) for s in z["size"]),
                              image=z["image"] if "image" in z.files else None)
-    except (OSError, KeyError, ValueError) as err:
-        raise ValueError(f"{path}: not a snapshots file ({err})") from None
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:  # truncated/corrupt
+        raise ValueError(f"{path}: not a snapshots file, or truncated ({' '.join(str(err).split())})") from None
 
 
 def painted_parts(points: np.ndarray, triangles: np.ndarray, tri_labels: np.ndarray, size) -> np.ndarray:

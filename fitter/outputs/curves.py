@@ -121,8 +121,22 @@ def plot_history(history: LossHistory, title: str = "") -> Figure:
     return fig
 
 
+#: figure file types :func:`save_figure` writes (by suffix)
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def check_figure_path(path: PathLike) -> Path:
+    """``path`` if its suffix is one of :data:`FIGURE_SUFFIXES`; ValueError naming it otherwise."""
+    p = Path(path)
+    if p.suffix.lower() not in FIGURE_SUFFIXES:
+        raise ValueError(f"{p}: cannot write a figure as {p.suffix or 'a file without a suffix'!r}; "
+                         f"use {', '.join(FIGURE_SUFFIXES)}")
+    return p
+
+
 def save_figure(fig: Figure, path: PathLike) -> Path:
-    """Save a figure atomically (format from the suffix); returns the path."""
+    """Save a figure atomically (format from the suffix, one of :data:`FIGURE_SUFFIXES`); returns the path."""
+    check_figure_path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png")
     return Path(path)

@@ -151,7 +151,9 @@ def fit_summary(result: FitResult, model: MorphableModel, files: Optional[Mappin
                    "height": c.height, "pixels": "fitting crop"},
         "crop": None if t is None else {
             "scale": t.crop.scale, "offset": t.crop.offset, "size": t.crop.size,
-            "original_size": t.crop.original_size, "convention": "crop_xy = scale * original_xy + offset",
+            "original_size": t.crop.original_size, "rotation": t.crop.rotation,
+            "convention": "crop_xy = scale * R @ original_xy + offset, R = rotation quarter turns of np.rot90 "
+                          "(0 = upright; crop_matrix in fit.npz is the whole map)",
         },
         "mesh": {"space": MESH_SPACE, "units": model.units, "vertices": model.num_mesh_vertices,
                  "vertex_colors": "part colours (see part_colors)"},

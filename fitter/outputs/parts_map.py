@@ -12,10 +12,17 @@ from typing import Tuple
 import numpy as np
 import torch
 
-from fitter.geometry.raster import rasterize_labels, triangle_labels
+from fitter.geometry.raster import face_labels, triangle_labels
+from fitter.geometry.zbuffer import rasterize_depth
 from fitter.outputs.fitted_mesh import check_result_matches_model
 from fitter.result import FitResult
 from morphable_models.model import MorphableModel
+
+
+#: most pixels rasterized at once for parts.png, and most (triangle, pixel) pairs the z-buffer
+#: holds at once (about 100 bytes each): together they bound the memory a huge photo costs
+BAND_PIXELS = 4_000_000
+MAX_PAIRS = 1 << 20
 
 
 def original_size(result: FitResult) -> Tuple[int, int]:
@@ -56,7 +63,24 @@ def part_label_map(result: FitResult, model: MorphableModel, scale: float = 1.0)
     W, H = scaled_size(original_size(result), scale)
     tris = torch.cat([model.triangles.cpu(), model.hole_triangles.cpu().to(torch.long)], 0)
     tri_lab = triangle_labels(tris, model.part_labels().cpu())
-    pts = torch.from_numpy(points_in_original(result, scale)).to(torch.float32)
+    pts = points_in_original(result, scale)
+    out = np.zeros((H, W), dtype=np.uint8)
+    # Rasterize only the window the mesh covers (a huge photo's full-size z-buffer would take
+    # gigabytes; the face is a small part of it), then paste it into the map.
+    finite = pts[np.all(np.isfinite(pts), axis=1)]
+    if len(finite) == 0:
+        return out
+    x0, y0 = (max(0, int(np.floor(v))) for v in finite.min(axis=0))
+    x1, y1 = min(W, int(np.ceil(finite[:, 0].max())) + 1), min(H, int(np.ceil(finite[:, 1].max())) + 1)
+    if x1 <= x0 or y1 <= y0:
+        return out
     depth = torch.from_numpy(np.asarray(result.vertices_camera, dtype=np.float32)[:, 2])
-    labels = rasterize_labels(pts[None], depth[None], tris, tri_lab, (W, H))[0]
-    return labels.to(torch.uint8).numpy()
+    # ... in bands of at most BAND_PIXELS, so a face filling a huge photo stays bounded too
+    band = max(1, BAND_PIXELS // (x1 - x0))
+    for top in range(y0, y1, band):
+        h = min(band, y1 - top)
+        local = torch.from_numpy(pts - np.array([x0, top], dtype=np.float64)).to(torch.float32)
+        _, face = rasterize_depth(local[None], depth[None], tris, (x1 - x0, h), max_candidates=MAX_PAIRS)
+        labels = face_labels(face, tri_lab)[0]
+        out[top:top + h, x0:x1] = labels.to(torch.uint8).numpy()
+    return out

@@ -125,6 +125,24 @@ def is_complete(out_dir: PathLike) -> bool:
     return (Path(out_dir) / COMPLETE_MARKER).is_file()
 
 
+def discard_outputs(out_dir: PathLike) -> None:
+    """Remove the output files (:data:`OUTPUT_FILES`) and leftover temporary files of ``out_dir``,
+    and the folder itself when that empties it: what a failed :func:`write_fit_outputs` leaves
+    (its ``fit.json`` is already gone, so the folder was incomplete anyway). Never raises."""
+    out = Path(out_dir)
+    if not out.is_dir():
+        return
+    for path in [out / name for name in OUTPUT_FILES.values()] + list(out.glob(".*.tmp*")):
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
+    try:
+        out.rmdir()
+    except OSError:
+        pass  # not empty (the user's own files) or already gone
+
+
 def write_fit_outputs(result: FitResult, model: MorphableModel, out_dir: PathLike,
                       original_image: Optional[np.ndarray] = None, overlay: bool = True,
                       target_config: Optional[object] = None) -> Dict[str, Path]:

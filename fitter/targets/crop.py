@@ -11,7 +11,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from fitter.targets.types import CropTransform
+from fitter.targets.types import CropTransform, quarter_turn
 
 Box = Tuple[float, float, float, float]
 
@@ -54,16 +54,29 @@ def square_crop(box: Box, original_size: Tuple[int, int], size: int = 224, margi
 
 def rescale_transform(crop: CropTransform, k: float, original_size: Tuple[int, int]) -> CropTransform:
     """Re-base a crop defined on an image that is ``k`` times the original (``xy_img = k * xy_orig``)
-    onto the original: ``crop = scale * (k * orig) + offset``."""
+    onto the original: ``crop = scale * R @ (k * orig) + offset``."""
     return CropTransform(scale=crop.scale * k, offset=crop.offset, size=crop.size,
-                         original_size=(int(original_size[0]), int(original_size[1])))
+                         original_size=(int(original_size[0]), int(original_size[1])), rotation=crop.rotation)
 
 
 def compose(outer: CropTransform, inner: CropTransform) -> CropTransform:
     """``outer`` after ``inner`` (inner: original -> A, outer: A -> B) as one original -> B transform."""
-    s = outer.scale * inner.scale
-    off = (outer.scale * inner.offset[0] + outer.offset[0], outer.scale * inner.offset[1] + outer.offset[1])
-    return CropTransform(scale=s, offset=off, size=outer.size, original_size=inner.original_size)
+    off = outer.to_crop(np.asarray(inner.offset, dtype=np.float64))
+    return CropTransform(scale=outer.scale * inner.scale, offset=(float(off[0]), float(off[1])), size=outer.size,
+                         original_size=inner.original_size, rotation=(outer.rotation + inner.rotation) % 4)
+
+
+def rot90_transform(width: int, height: int, k: int) -> CropTransform:
+    """The pixel map of ``np.rot90(image, k)`` for a ``width`` x ``height`` image: original pixel
+    (x, y) -> pixel of the turned copy (pixel centres to pixel centres)."""
+    k %= 4
+    R = quarter_turn(k).astype(np.float64)
+    # the turned copy's corners: pick the offset that maps the image's pixel-centre box onto [0, W'-1] x [0, H'-1]
+    corners = np.array([[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1]], dtype=np.float64) @ R.T
+    off = -corners.min(axis=0)
+    size = (width, height) if k % 2 == 0 else (height, width)
+    return CropTransform(scale=1.0, offset=(float(off[0]), float(off[1])), size=size,
+                         original_size=(int(width), int(height)), rotation=k)
 
 
 def warp_to_crop(rgb: np.ndarray, crop: CropTransform) -> np.ndarray:
@@ -100,7 +113,6 @@ def labels_to_original(labels: np.ndarray, crop: CropTransform) -> np.ndarray:
     import cv2
 
     W, H = crop.original_size
-    inv = np.array([[1.0 / crop.scale, 0.0, -crop.offset[0] / crop.scale],
-                    [0.0, 1.0 / crop.scale, -crop.offset[1] / crop.scale]])
+    inv = cv2.invertAffineTransform(crop.matrix())
     return cv2.warpAffine(np.ascontiguousarray(labels, dtype=np.uint8), inv, (W, H), flags=cv2.INTER_NEAREST,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)

@@ -23,8 +23,9 @@ import numpy as np
 
 from fitter.errors import ImageReadError
 
-#: Photos larger than this (pixels) are downscaled on read.
-MAX_PIXELS = 40_000_000
+#: Photos larger than this (pixels) are downscaled on read (a 4000x4000 photo and below are read
+#: as they are; the fit works on a 224-pixel crop, so a bigger decode only costs memory).
+MAX_PIXELS = 16_000_000
 #: Photos with a side longer than this (pixels) are downscaled on read.
 MAX_SIDE = 8192
 #: Refuse to decode anything claiming more pixels than this (decompression bombs; Pillow's own
@@ -68,6 +69,8 @@ def _open_bytes(src: ImageSource, name: str) -> bytes:
             raise ImageReadError(f"cannot read image {name}: is a directory")
         try:
             data = path.read_bytes()
+        except PermissionError:
+            raise ImageReadError(f"cannot read image {name}: permission denied") from None
         except OSError as err:
             raise ImageReadError(f"cannot read image {name}: {err.strerror or err}") from None
     if len(data) == 0:

@@ -98,7 +98,9 @@ class FileLandmarks:
     """Landmark source ``file``: reads ``<stem>.npy``/``.pts`` beside the photo or in ``folder``.
 
     The landmarks go to the detected face whose box they overlap most; a face they do not overlap
-    gets no valid landmarks from here (the pipeline then falls back to the parser's own).
+    gets no valid landmarks from here (the pipeline then falls back to the parser's own and
+    records ``landmarks: mediapipe`` in the targets' meta). A file whose points all lie outside
+    the photo is an error (LandmarkFileError naming the file).
     """
 
     name = "file"
@@ -109,8 +111,15 @@ class FileLandmarks:
     def landmarks(self, rgb, face, source: str, scale: float = 1.0) -> Tuple[np.ndarray, np.ndarray]:
         if not source or source.startswith("<"):
             raise LandmarkFileError("landmarks='file' needs the photo's path (got in-memory image data)")
-        pts, valid = read_landmark_file(find_landmark_file(source, self.folder))
+        path = find_landmark_file(source, self.folder)
+        pts, valid = read_landmark_file(path)
         pts = pts * scale
+        H, W = rgb.shape[:2]
+        inside = valid & (pts[:, 0] >= -0.5) & (pts[:, 0] <= W - 0.5) & (pts[:, 1] >= -0.5) & (pts[:, 1] <= H - 0.5)
+        if not inside.any():
+            W0, H0 = int(round(W / scale)), int(round(H / scale))
+            raise LandmarkFileError(f"landmark file {path}: all its points lie outside the {W0}x{H0} image "
+                                    "(expected x, y in the photo's pixels, 0-based)")
         x0, y0 = pts[valid].min(0)
         x1, y1 = pts[valid].max(0)
         bx0, by0, bx1, by1 = face.box

@@ -14,15 +14,25 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
+from fitter.checks import check_bool, check_choice, check_float, check_int, check_optional_str
 from fitter.errors import ImageReadError, NoFaceError
 from fitter.targets.backends import FaceAnalysis, FaceParser, LandmarkSource, get_landmark_source, get_parser
-from fitter.targets.crop import landmark_box, rescale_transform, square_crop, warp_to_crop
-from fitter.targets.io import ImageSource, LoadedImage, load_image
+from fitter.targets.crop import compose, landmark_box, rescale_transform, rot90_transform, square_crop, warp_to_crop
+from fitter.targets.io import MAX_PIXELS, MAX_SIDE, ImageSource, LoadedImage, load_image
 from fitter.targets.preprocess import PreprocessConfig, targets_from_label_map
 from fitter.targets.types import CropTransform, Targets
 
 PARSERS = ("mediapipe", "facer")
 LANDMARK_SOURCES = ("mediapipe", "file", "facer", "dlib")
+#: an upright detection scoring below this makes :func:`build_targets` also try turned copies
+#: (upright faces score about 0.9; an upside-down face found "upright" 0.6, turned upright 0.9)
+ROTATION_TRY_BELOW = 0.85
+#: a turned copy wins only when its best face scores this much more than the upright one
+ROTATION_MARGIN = 0.15
+#: bounds of the fitting crop's side in pixels (above 1024 the crop's per-pixel work and the
+#: rendered label maps cost gigabytes while the parsers see no more detail)
+MIN_CROP_SIZE = 16
+MAX_CROP_SIZE = 1024
 
 
 @dataclass
@@ -47,6 +57,11 @@ class TargetConfig:
         device: torch device for facer.
         max_pixels, max_side: photos beyond these are downscaled on read (results still map to
             original pixels).
+        try_rotations: when the upright photo shows no face, or only a doubtful one (detector
+            score below ``ROTATION_TRY_BELOW``), also look in the photo turned by 90, 180 and 270
+            degrees and fit at the turn whose face the detector is surest of (by
+            ``ROTATION_MARGIN``); coordinates still map to the original photo
+            (``CropTransform.rotation``). Not with ``landmarks="file"`` (the file fixes the frame).
     """
 
     size: int = 224
@@ -63,8 +78,9 @@ class TargetConfig:
     facer_model: str = "farl/lapa/448"
     dlib_predictor: Optional[str] = None
     device: str = "cpu"
-    max_pixels: int = 40_000_000
-    max_side: int = 8192
+    max_pixels: int = MAX_PIXELS
+    max_side: int = MAX_SIDE
+    try_rotations: bool = True
 
     def __post_init__(self) -> None:
         # Accept a plain mapping for the nested config (configs read from YAML/JSON).
@@ -73,20 +89,35 @@ class TargetConfig:
                 self.preprocess = PreprocessConfig(**self.preprocess)
             except TypeError as err:
                 raise ValueError(f"bad preprocess settings: {err}") from None
+        if not isinstance(self.preprocess, PreprocessConfig):
+            raise ValueError(f"preprocess must be a mapping of settings, got {self.preprocess!r}")
         self.preprocess.occluder_labels = tuple(self.preprocess.occluder_labels)
+        self.validate()
 
     def validate(self) -> None:
-        """Raise ValueError naming the first bad setting."""
-        if self.parser not in PARSERS:
-            raise ValueError(f"parser must be one of {PARSERS}, got {self.parser!r}")
-        if self.landmarks not in LANDMARK_SOURCES:
-            raise ValueError(f"landmarks must be one of {LANDMARK_SOURCES}, got {self.landmarks!r}")
-        if self.size < 16:
-            raise ValueError(f"size must be at least 16 pixels, got {self.size}")
-        if self.margin < 0:
-            raise ValueError(f"margin must be >= 0, got {self.margin}")
-        if self.max_faces < 1:
-            raise ValueError(f"max_faces must be >= 1, got {self.max_faces}")
+        """Raise ValueError naming the first bad setting (type or range)."""
+        check_choice("parser", self.parser, PARSERS)
+        check_choice("landmarks", self.landmarks, LANDMARK_SOURCES)
+        self.size = check_int("size", self.size, lo=MIN_CROP_SIZE, hi=MAX_CROP_SIZE)
+        self.margin = check_float("margin", self.margin, lo=0.0, hi=10.0)
+        self.shift = check_float("shift", self.shift, lo=-1.0, hi=1.0)
+        self.max_faces = check_int("max_faces", self.max_faces, lo=1)
+        self.min_score = check_float("min_score", self.min_score, lo=0.0, hi=1.0)
+        self.all_faces = check_bool("all_faces", self.all_faces)
+        self.try_rotations = check_bool("try_rotations", self.try_rotations)
+        self.max_pixels = check_int("max_pixels", self.max_pixels, lo=1)
+        self.max_side = check_int("max_side", self.max_side, lo=MIN_CROP_SIZE)
+        for name in ("landmark_file", "facer_weights", "dlib_predictor"):
+            check_optional_str(name, getattr(self, name))
+        p = self.preprocess
+        p.max_skin_points = check_int("preprocess.max_skin_points", p.max_skin_points, lo=1)
+        p.max_part_points = check_int("preprocess.max_part_points", p.max_part_points, lo=1)
+        p.min_part_pixels = check_int("preprocess.min_part_pixels", p.min_part_pixels, lo=0)
+        p.occlusion_dilate = check_int("preprocess.occlusion_dilate", p.occlusion_dilate, lo=0)
+        for name in ("plausible_distance", "skin_keep_fraction", "forehead_offset"):
+            setattr(p, name, check_float(f"preprocess.{name}", getattr(p, name)))
+        for name in ("forehead_cut", "outline"):
+            check_bool(f"preprocess.{name}", getattr(p, name))
 
 
 _CACHE: Dict[Tuple, object] = {}
@@ -169,6 +200,39 @@ def analyze_faces(image: Union[ImageSource, np.ndarray, LoadedImage], config: Ta
     return [f.scaled(1.0 / img.scale) for f in faces]
 
 
+def detect_any_turn(parser: FaceParser, rgb: np.ndarray, n: int, try_turns: bool = True
+                    ) -> Tuple[List[FaceAnalysis], int]:
+    """Faces of ``rgb`` upright, or in a copy turned by ``np.rot90(rgb, k)`` when that is clearly better.
+
+    The turned copies are tried only when the upright photo has no face or its best scores below
+    :data:`ROTATION_TRY_BELOW`; a turn wins when its best face scores :data:`ROTATION_MARGIN`
+    more (MediaPipe's mesh follows a face turned by 90 degrees, but lays an upright mesh on an
+    upside-down face: only the detector's score tells).
+
+    Returns:
+        (faces in the pixels of the turned copy, k): k = 0 upright, else quarter turns.
+    """
+    faces = parser.detect(rgb, n)
+    best = max((f.score for f in faces), default=-1.0)
+    if not try_turns or best >= ROTATION_TRY_BELOW:
+        return faces, 0
+    chosen, turn, need = faces, 0, (best + ROTATION_MARGIN if faces else -1.0)
+    for k in (2, 1, 3):
+        cand = parser.detect(np.ascontiguousarray(np.rot90(rgb, k)), n)
+        score = max((f.score for f in cand), default=-1.0)
+        if cand and score > need:
+            chosen, turn, need = cand, k, score + 1e-9
+    return chosen, turn
+
+
+def _box_in_original(box, turned: CropTransform, read_scale: float) -> List[float]:
+    """(x0, y0, x1, y1) of a face box in the turned copy's pixels -> original-photo pixels."""
+    x0, y0, x1, y1 = box
+    pts = turned.to_original(np.array([[x0, y0], [x1, y1]], dtype=np.float64)) / read_scale
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    return [float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])]
+
+
 def build_targets(image: Union[ImageSource, np.ndarray, LoadedImage], config: TargetConfig = TargetConfig()) -> List[Targets]:
     """Fitting targets of the largest face (or of every face with ``config.all_faces``).
 
@@ -187,28 +251,34 @@ def build_targets(image: Union[ImageSource, np.ndarray, LoadedImage], config: Ta
     native = config.landmarks == "mediapipe" and parser.name in ("mediapipe", "facer")
     source = landmark_source_for(config) if not native else None  # optional backends fail here, early
     n = config.max_faces if config.all_faces else 1
-    faces = parser.detect(img.rgb, n)
+    turns = config.try_rotations and config.landmarks != "file"
+    faces, turn = detect_any_turn(parser, img.rgb, n, turns)
     if not faces:
-        raise NoFaceError(f"no face found in {img.source}")
+        raise NoFaceError(f"no face found in {img.source}" + (" (also tried it turned by 90, 180 and 270 degrees)"
+                                                              if turns else ""))
+    H0, W0 = img.rgb.shape[:2]
+    turned = rot90_transform(W0, H0, turn)  # read pixels -> pixels of the turned copy the faces live in
+    rgb = img.rgb if turn == 0 else np.ascontiguousarray(np.rot90(img.rgb, turn))
     out: List[Targets] = []
     for k, face in enumerate(faces):
         lm, valid = face.landmarks68, face.landmark_valid
         lm_name = "mediapipe"
         if source is not None:
-            lm2, valid2 = source.landmarks(img.rgb, face, img.source, img.scale)
+            lm2, valid2 = source.landmarks(rgb, face, img.source, img.scale)
             if np.any(valid2):
                 lm, valid, lm_name = lm2, np.asarray(valid2, dtype=bool), source.name
         if lm is None or not np.any(valid):
             raise NoFaceError(f"no landmarks for face {k} in {img.source}")
         face.landmarks68, face.landmark_valid = lm, valid
-        crop_img = square_crop(landmark_box(lm, valid), (img.rgb.shape[1], img.rgb.shape[0]),
+        crop_img = square_crop(landmark_box(lm, valid), (rgb.shape[1], rgb.shape[0]),
                                size=config.size, margin=config.margin, shift=config.shift)
-        labels = parser.parse(img.rgb, face, crop_img)
-        crop_rgb = warp_to_crop(img.rgb, crop_img)
-        crop = rescale_transform(crop_img, img.scale, img.original_size)
-        box_orig = [float(v / img.scale) for v in face.box]
+        labels = parser.parse(rgb, face, crop_img)
+        crop_rgb = warp_to_crop(rgb, crop_img)
+        # original -> read pixels -> turned copy -> crop, as one transform
+        crop = compose(crop_img, rescale_transform(turned, img.scale, img.original_size))
+        box_orig = _box_in_original(face.box, turned, img.scale)
         meta = {"parser": parser.name, "landmarks": lm_name, "score": float(face.score),
-                "face_box": box_orig, "read_scale": float(img.scale),
+                "face_box": box_orig, "read_scale": float(img.scale), "rotation_deg": 90 * turn,
                 "face_pixels": float(max(box_orig[2] - box_orig[0], box_orig[3] - box_orig[1]))}
         out.append(targets_from_label_map(labels, crop_img.to_crop(lm), valid, crop, crop_rgb,
                                           config.preprocess, source=img.source, face_index=k, meta=meta))

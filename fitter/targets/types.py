@@ -14,34 +14,54 @@ import numpy as np
 from morphable_models.model import PART_NAMES
 
 
+def quarter_turn(k: int) -> np.ndarray:
+    """[2, 2] int rotation of (x, y) image coordinates (y down) by ``k`` quarter turns, the way
+    ``np.rot90(image, k)`` turns the picture (counter-clockwise as displayed): k=1 maps
+    (x, y) -> (y, -x)."""
+    return np.linalg.matrix_power(np.array([[0, 1], [-1, 0]], dtype=np.int64), int(k) % 4)
+
+
 @dataclass
 class CropTransform:
-    """Similarity crop: ``crop_xy = scale * orig_xy + offset``.
+    """Similarity crop: ``crop_xy = scale * R @ orig_xy + offset``, R a quarter-turn rotation.
 
     Attributes:
         scale: crop pixels per original pixel.
         offset: (2,) crop-pixel offset.
         size: (width, height) of the crop in pixels.
         original_size: (width, height) of the original (EXIF-rotated) image.
+        rotation: R = :func:`quarter_turn` (rotation): 0 for an upright face; 1-3 when the face
+            was found in the photo turned by ``np.rot90(photo, rotation)`` (a face upside down in
+            the photo has rotation 2), so the crop shows it upright.
     """
 
     scale: float
     offset: Tuple[float, float]
     size: Tuple[int, int]
     original_size: Tuple[int, int]
+    rotation: int = 0
+
+    def _R(self) -> np.ndarray:
+        return quarter_turn(self.rotation).astype(np.float64)
 
     def to_original(self, xy: np.ndarray) -> np.ndarray:
         """[..., 2] crop pixels -> original pixels."""
-        return (np.asarray(xy, dtype=np.float64) - np.asarray(self.offset)) / self.scale
+        q = (np.asarray(xy, dtype=np.float64) - np.asarray(self.offset)) / self.scale
+        return q if self.rotation % 4 == 0 else q @ self._R()  # R^-1 = R^T: (R^T q^T)^T = q R
 
     def to_crop(self, xy: np.ndarray) -> np.ndarray:
         """[..., 2] original pixels -> crop pixels."""
-        return np.asarray(xy, dtype=np.float64) * self.scale + np.asarray(self.offset)
+        p = np.asarray(xy, dtype=np.float64)
+        if self.rotation % 4:
+            p = p @ self._R().T
+        return p * self.scale + np.asarray(self.offset)
 
     def matrix(self) -> np.ndarray:
         """[2, 3] affine original -> crop (for cv2.warpAffine)."""
-        s = self.scale
-        return np.array([[s, 0.0, self.offset[0]], [0.0, s, self.offset[1]]], dtype=np.float64)
+        M = np.zeros((2, 3), dtype=np.float64)
+        M[:, :2] = self.scale * self._R()
+        M[:, 2] = self.offset
+        return M
 
     @classmethod
     def identity(cls, width: int, height: int) -> "CropTransform":
