@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -105,6 +105,8 @@ class Fitter:
     def __init__(self, model: MorphableModel, config: Optional[FitConfig] = None, target_config=None):
         self.config = config or FitConfig()
         self.device = torch.device(resolve_device(self.config.device))
+        if self.config.model_landmarks == "vertices" and model.landmark_vertices is not None:
+            model = replace(model, landmarks68=model.landmark_vertices)
         self.model = model.to(self.device, dtype=torch.float32)
         self.target_config = target_config
         self._prepare_model_tables()

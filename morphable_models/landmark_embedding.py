@@ -109,7 +109,8 @@ def embed_landmarks(model: MorphableModel, embedding: LandmarkEmbedding) -> Morp
 
     The K points are appended after the model's existing points (mesh vertices and earlier virtual
     points), in ``mean`` and both bases, as the weighted sums of their triangles' corners; they
-    belong to no part. Other fields are shared with ``model``.
+    belong to no part; ``landmark_vertices`` keeps the model's own landmark vertices. Other fields
+    are shared with ``model``.
 
     Raises:
         ValueError: when a triangle indexes past the mesh vertices.
@@ -135,4 +136,5 @@ def embed_landmarks(model: MorphableModel, embedding: LandmarkEmbedding) -> Morp
         exp_basis=torch.cat([model.exp_basis, points(model.exp_basis)], 1),
         albedo=None if model.albedo is None else torch.cat([model.albedo, points(model.albedo)], 0),
         landmarks68=lm,
+        landmark_vertices=model.landmarks68 if model.landmark_vertices is None else model.landmark_vertices,
     )

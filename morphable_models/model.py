@@ -82,6 +82,9 @@ class MorphableModel:
     hole_triangles: Tensor = field(default_factory=lambda: torch.zeros(0, 3, dtype=torch.long))
     #: [V, 3] mean per-vertex albedo in [0, 1], or None for models without colour.
     albedo: Optional[Tensor] = None
+    #: [68] int64 the model's own landmark vertices, kept when ``landmarks68`` was re-pointed at
+    #: embedded points (:func:`morphable_models.landmark_embedding.embed_landmarks`); else None.
+    landmark_vertices: Optional[Tensor] = None
     units: str = "cm"
     mm_per_unit: float = 10.0
     license: str = ""

@@ -19,6 +19,9 @@ Settings (each fitted as batches of ``--batch`` faces with ``Fitter(model, FitCo
 * ``mean``      the ICT mean face posed by the same pipeline with ``iters=0`` (rigid stage only)
 * ``lmk``       landmarks only (prdl weight 0)
 * ``lmk+prdl``  the defaults (landmarks + PRDL)
+* ``paper``     landmarks + PRDL with the paper's weights and priors and the model's own landmark
+                vertices (``PAPER_LOSS_WEIGHTS``, ``model_landmarks="vertices"``): the fitter before
+                the real-face levers
 
 ``--fit-option KEY=VALUE`` (FitConfig fields) and ``--loss NAME=W`` apply to every setting but
 ``mean``; ``lmk`` keeps prdl = 0.
@@ -50,7 +53,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 import morphable_models
-from fitter.config import FitConfig, parse_loss_option
+from fitter.config import PAPER_LOSS_WEIGHTS, FitConfig, parse_loss_option
 from fitter.errors import ImageReadError, NoFaceError
 from fitter.metrics_3d import NOSE_TIP, crop_scan, now_error, sample_surface
 from fitter.optimize import Fitter
@@ -62,8 +65,10 @@ from morphable_models.sfm import MAPPED_LANDMARKS
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report_io import emit  # noqa: E402
 
-SETTINGS = {"mean": {"lmk": 1.6e-3, "prdl": 0.0}, "lmk": {"lmk": 1.6e-3, "prdl": 0.0},
-            "lmk+prdl": {"lmk": 1.6e-3, "prdl": 0.8e-3}}
+#: setting -> (loss weights over the defaults, FitConfig options); ``paper``: the paper's weights and
+#: priors with the model's own landmark vertices (the fitter before the real-face levers)
+SETTINGS = {"mean": ({"prdl": 0.0}, {}), "lmk": ({"prdl": 0.0}, {}), "lmk+prdl": ({}, {}),
+            "paper": (dict(PAPER_LOSS_WEIGHTS), {"model_landmarks": "vertices"})}
 EXPRESSIONS_PER_IDENTITY = 7  # neutral + the SFM's 6 blendshapes
 YAW_BINS = ((0.0, 20.0), (20.0, 40.0), (40.0, 60.0 + 1e-6))
 
@@ -286,11 +291,10 @@ def main(argv=None) -> int:
     weights: Dict[str, str] = {}
     secs: Dict[str, float] = {}
     for name in args.settings:
-        w = dict(SETTINGS[name])
-        opts = {}
-        if name != "mean":
+        w, opts = dict(SETTINGS[name][0]), dict(SETTINGS[name][1])
+        if name not in ("mean", "paper"):
             w.update(args.losses)
-            opts = dict(args.options)
+            opts.update(args.options)
             if name == "lmk":
                 w["prdl"] = 0.0
         cfg = FitConfig(loss_weights=w, iters=0 if name == "mean" else args.iters, rigid_iters=args.rigid_iters,

@@ -49,7 +49,7 @@ import numpy as np
 import torch
 
 import morphable_models
-from fitter.config import FitConfig, parse_loss_option
+from fitter.config import PAPER_LOSS_WEIGHTS, FitConfig, parse_loss_option
 from fitter.metrics import landmark_nme, part_ious, render_part_labels
 from fitter.optimize import Fitter
 from fitter.targets.landmark_files import read_pts
@@ -63,7 +63,10 @@ from real_data import SPLITS, split_300w  # noqa: E402
 #: CelebAMask-HQ id -> our label (i + 1 = PART_NAMES[i]); "left" is the person's left in both.
 CELEBAMASK_TO_PARTS = {5: 1, 4: 2, 7: 3, 6: 4, 2: 5, 11: 6, 12: 7, 1: 8}
 
-SETTINGS = {"lmk": {"prdl": 0.0}, "lmk+prdl": {}}
+#: setting -> (loss weights over the defaults, FitConfig options); ``paper``: the paper's weights and
+#: priors with the model's own landmark vertices (the fitter before the real-face levers)
+SETTINGS = {"lmk": ({"prdl": 0.0}, {}), "lmk+prdl": ({}, {}),
+            "paper": (dict(PAPER_LOSS_WEIGHTS), {"model_landmarks": "vertices"})}
 
 #: iBUG-68 regions for the per-region NME
 REGIONS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36), "eyes": range(36, 48),
@@ -345,8 +348,10 @@ def main() -> int:
         scores[FRONT_END] = [score_front_end(items[i], targets[i]) if targets[i] is not None else None
                              for i in range(len(items))]
     for name in [n for n in args.settings if n != FRONT_END]:
-        w = {**extra, **SETTINGS[name]}
-        fitter = Fitter(model, FitConfig(loss_weights=w, iters=args.iters, rigid_iters=args.rigid_iters, device=args.device))
+        w, opts = SETTINGS[name]
+        w = dict(w) if name == "paper" else {**extra, **w}
+        fitter = Fitter(model, FitConfig(loss_weights=w, iters=args.iters, rigid_iters=args.rigid_iters,
+                                         device=args.device, **opts))
         scores[name] = [None] * len(items)
         t0 = time.perf_counter()
         for k in range(0, len(ok), args.batch):

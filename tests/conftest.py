@@ -44,3 +44,14 @@ def ict_model(model_cache):
     import morphable_models
 
     return morphable_models.load("ict")
+
+
+@pytest.fixture(scope="session")
+def fake_model_file(tmp_path_factory):
+    """The synthetic sphere model of test_outputs saved as a model cache file (loads instantly)."""
+    from morphable_models.cache import save_model
+    from test_outputs import make_fake_model
+
+    path = tmp_path_factory.mktemp("model") / "fake.npz"
+    save_model(make_fake_model(), path, converter="test", converter_version=1)
+    return path

@@ -20,16 +20,6 @@ def runner():
 
 
 @pytest.fixture(scope="module")
-def fake_model_file(tmp_path_factory):
-    """The synthetic sphere model of test_outputs saved as a model cache file (loads instantly)."""
-    from morphable_models.cache import save_model
-
-    path = tmp_path_factory.mktemp("model") / "fake.npz"
-    save_model(make_fake_model(), path, converter="test", converter_version=1)
-    return path
-
-
-@pytest.fixture(scope="module")
 def fake_result(tmp_path_factory):
     """A per-image output folder written from the fake fit."""
     from fitter.outputs.writer import write_fit_outputs

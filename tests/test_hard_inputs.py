@@ -31,15 +31,6 @@ COMPLETE = {"mesh.obj", "mesh.ply", "fit.npz", "fit.json", "landmarks2d.npy", "l
 
 
 @pytest.fixture(scope="module")
-def fake_model_file(tmp_path_factory):
-    from morphable_models.cache import save_model
-
-    path = tmp_path_factory.mktemp("model") / "fake.npz"
-    save_model(make_fake_model(), path, converter="test", converter_version=1)
-    return path
-
-
-@pytest.fixture(scope="module")
 def face_photo(shared):
     p = shared / "images" / "3ddfa-v3-examples" / "1.jpg"
     if not p.is_file():

@@ -38,6 +38,14 @@ def _with_exp(model, **values):
     return model.vertices(None, exp)[0]
 
 
+@pytest.fixture(scope="module")
+def ict_model(model_cache):
+    """The converted model as the converter writes it: its own landmark vertices (no embedding)."""
+    import morphable_models
+
+    return morphable_models.load("ict", landmarks="vertices")
+
+
 def test_arrays_shapes_and_dtypes(ict_model):
     m = ict_model
     m.validate()
@@ -268,10 +276,12 @@ def test_missing_source_files_error(tmp_path):
 
 @pytest.mark.slow
 def test_prepare_downloads_and_converts(shared, tmp_path, monkeypatch):
-    """The whole first-use path without a local source: download (from a local server) + convert."""
+    """The rebuild path without a local source (``prepare --force``; a plain first use takes the
+    embedded model instead): download (from a local server) + convert."""
     monkeypatch.delenv("PRDLFIT_ICT_SOURCE", raising=False)
     with _Server(shared / "models" / "ict-facekit") as srv:
         monkeypatch.setenv("PRDLFIT_ICT_URL", srv.url)
+        registry.prepare("ict", cache_dir=tmp_path, force=True, progress=False)
         model = registry.load("ict", cache_dir=tmp_path)
     assert model.num_mesh_vertices == ict.NUM_KEPT
     assert read_meta(registry.cache_path("ict", tmp_path)).provenance["commit"] == ict.COMMIT

@@ -4,6 +4,16 @@ from __future__ import annotations
 from torch import Tensor
 
 
+def _scaled(coeffs: Tensor, std: Tensor) -> Tensor:
+    """[B, k] coefficients over their scales (the first k of ``std`` [K]); shapes checked."""
+    if coeffs.dim() != 2:
+        raise ValueError(f"coeffs must be [B, K], got {tuple(coeffs.shape)}")
+    k = coeffs.shape[1]
+    if std.dim() != 1 or std.shape[0] < k:
+        raise ValueError(f"std must be [K >= {k}], got {tuple(std.shape)}")
+    return coeffs / std[:k].to(device=coeffs.device, dtype=coeffs.dtype)
+
+
 def gaussian_prior(coeffs: Tensor, std: Tensor) -> Tensor:
     """Negative log-likelihood (up to constants, ×2) of independent N(0, std²) coefficients.
 
@@ -13,13 +23,7 @@ def gaussian_prior(coeffs: Tensor, std: Tensor) -> Tensor:
     Returns:
         [B] Σ_k (c_k / std_k)².
     """
-    if coeffs.dim() != 2:
-        raise ValueError(f"coeffs must be [B, K], got {tuple(coeffs.shape)}")
-    k = coeffs.shape[1]
-    if std.dim() != 1 or std.shape[0] < k:
-        raise ValueError(f"std must be [K >= {k}], got {tuple(std.shape)}")
-    s = std[:k].to(device=coeffs.device, dtype=coeffs.dtype)
-    return (coeffs / s).square().sum(dim=1)
+    return _scaled(coeffs, std).square().sum(dim=1)
 
 
 def l2_prior(coeffs: Tensor) -> Tensor:
@@ -48,10 +52,4 @@ def l1_prior(coeffs: Tensor, std: Tensor) -> Tensor:
     Returns:
         [B].
     """
-    if coeffs.dim() != 2:
-        raise ValueError(f"coeffs must be [B, K], got {tuple(coeffs.shape)}")
-    k = coeffs.shape[1]
-    if std.dim() != 1 or std.shape[0] < k:
-        raise ValueError(f"std must be [K >= {k}], got {tuple(std.shape)}")
-    s = std[:k].to(device=coeffs.device, dtype=coeffs.dtype)
-    return (coeffs / s).abs().sum(dim=1)
+    return _scaled(coeffs, std).abs().sum(dim=1)

@@ -1,0 +1,109 @@
+"""Barycentric landmark embedding (morphable_models.landmark_embedding) and the sparse expression prior."""
+import numpy as np
+import pytest
+import torch
+
+from fitter import losses as L
+from fitter.config import FitConfig
+from fitter.objective import TERMS, VISIBILITY_FREE_TERMS
+from morphable_models.landmark_embedding import LandmarkEmbedding, embed_landmarks, packaged_embedding
+from test_outputs import make_fake_model
+
+
+def _table(model, landmarks=(8, 30)):
+    tri = model.triangles[[10, 40]]
+    w = torch.tensor([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]])
+    return LandmarkEmbedding(landmarks=torch.tensor(landmarks), triangles=tri, weights=w, model=model.name)
+
+
+def test_embedded_landmarks_follow_the_surface_for_any_coefficients():
+    model = make_fake_model()
+    emb = _table(model)
+    out = embed_landmarks(model, emb)
+    out.validate()
+    assert out.num_points == model.num_points + 2
+    assert out.landmarks68[8] == model.num_points and out.landmarks68[30] == model.num_points + 1
+    keep = [k for k in range(68) if k not in (8, 30)]
+    assert torch.equal(out.landmarks68[keep], model.landmarks68[keep])
+    gen = torch.Generator().manual_seed(1)
+    idc, exc = torch.randn(3, model.num_id, generator=gen), torch.rand(3, model.num_exp, generator=gen)
+    v_old, v_new = model.vertices(idc, exc), out.vertices(idc, exc)
+    assert torch.allclose(v_new[:, : model.num_points], v_old)
+    want = (v_old[:, emb.triangles] * emb.weights[None, :, :, None]).sum(2)  # [B, 2, 3]
+    assert torch.allclose(v_new[:, out.landmarks68[[8, 30]]], want, atol=1e-6)
+    # the new points belong to no part
+    assert (out.part_labels()[model.num_points:] == 0).all()
+
+
+def test_embedding_checks_its_inputs():
+    model = make_fake_model()
+    with pytest.raises(ValueError, match="sum to 1"):
+        LandmarkEmbedding(torch.tensor([8]), model.triangles[:1], torch.tensor([[0.5, 0.2, 0.2]]))
+    with pytest.raises(ValueError, match="0..67"):
+        LandmarkEmbedding(torch.tensor([68]), model.triangles[:1], torch.tensor([[1.0, 0.0, 0.0]]))
+    bad = LandmarkEmbedding(torch.tensor([8]), torch.tensor([[0, 1, model.num_mesh_vertices]]),
+                            torch.tensor([[1.0, 0.0, 0.0]]))
+    with pytest.raises(ValueError, match="outside"):
+        embed_landmarks(model, bad)
+
+
+def test_embedding_json_round_trip(tmp_path):
+    model = make_fake_model()
+    emb = _table(model)
+    emb.save(tmp_path / "t.json")
+    import json
+
+    back = LandmarkEmbedding.from_json(json.loads((tmp_path / "t.json").read_text()))
+    assert torch.equal(back.landmarks, emb.landmarks) and torch.equal(back.triangles, emb.triangles)
+    assert torch.allclose(back.weights, emb.weights, atol=1e-6)
+
+
+def test_packaged_ict_table_places_points_near_the_models_own(ict_model):
+    """The shipped table: chin + 51 inner points, each on a face triangle of the mesh, within 1.5 cm
+    of the hand-picked vertex on the mean face; load(landmarks="vertices") keeps the vertices."""
+    import morphable_models
+
+    emb = packaged_embedding("ict")
+    assert emb is not None
+    assert emb.landmarks.tolist() == [8] + list(range(17, 68))
+    raw = morphable_models.load("ict", landmarks="vertices")
+    assert raw.num_points + len(emb.landmarks) == ict_model.num_points
+    tris = {tuple(sorted(t)) for t in raw.triangles.tolist()}
+    assert all(tuple(sorted(t)) in tris for t in emb.triangles.tolist())
+    old = raw.mean[raw.landmarks68[emb.landmarks]]
+    new = ict_model.mean[ict_model.landmarks68[emb.landmarks]]
+    moved = (new - old).norm(dim=1)
+    assert float(moved.max()) < 1.5
+    assert float(moved.mean()) > 0.05  # the table does move the points (cm)
+
+
+def test_l1_prior_pulls_equally_at_every_magnitude():
+    c = torch.tensor([[0.01, 0.5, -0.2]], requires_grad=True)
+    v = L.l1_prior(c, torch.tensor([1.0, 2.0, 1.0]))
+    assert torch.allclose(v, torch.tensor([0.01 + 0.25 + 0.2]))
+    v.sum().backward()
+    assert torch.allclose(c.grad, torch.tensor([[1.0, 0.5, -1.0]]))
+    g = torch.tensor([[0.01, 0.5, -0.2]], requires_grad=True)
+    L.gaussian_prior(g, torch.ones(3)).sum().backward()
+    assert float(g.grad[0, 0].abs()) < 0.05  # the Gaussian prior barely pulls a small weight
+    with pytest.raises(ValueError):
+        L.l1_prior(torch.zeros(3), torch.ones(3))
+
+
+def test_exp_sparse_is_a_visibility_free_term():
+    assert "exp_sparse" in TERMS and "exp_sparse" in VISIBILITY_FREE_TERMS
+    assert FitConfig(loss_weights={"exp_sparse": 1e-3}).loss_weights["exp_sparse"] == 1e-3
+
+
+def test_fit_config_reaches_the_models_own_vertices():
+    """FitConfig(model_landmarks="vertices") makes the Fitter pull the model's own landmark vertices."""
+    from fitter.optimize import Fitter
+
+    model = make_fake_model()
+    emb = embed_landmarks(model, _table(model))
+    assert torch.equal(emb.landmark_vertices, model.landmarks68)
+    assert torch.equal(Fitter(emb, FitConfig(device="cpu")).model.landmarks68, emb.landmarks68)
+    assert torch.equal(Fitter(emb, FitConfig(device="cpu", model_landmarks="vertices")).model.landmarks68,
+                       model.landmarks68)
+    with pytest.raises(ValueError, match="model_landmarks"):
+        FitConfig(model_landmarks="paper")
