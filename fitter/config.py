@@ -33,6 +33,11 @@ DEFAULT_LOSS_WEIGHTS: Dict[str, float] = {
 
 LOSS_NAMES: Tuple[str, ...] = tuple(DEFAULT_LOSS_WEIGHTS)
 
+#: per-shape factors of the sparse expression prior (FitConfig.exp_sparse_scale); none by default
+#: (exempting the blinks, {"eyeBlink_L": 0.1, "eyeBlink_R": 0.1}, was tried on the wink photo: see
+#: BENCHMARKS.md, "Real faces")
+DEFAULT_EXP_SPARSE_SCALE: Dict[str, float] = {}
+
 #: the paper's setting of the same terms (``FitConfig(loss_weights=PAPER_LOSS_WEIGHTS)``).
 PAPER_LOSS_WEIGHTS: Dict[str, float] = {**DEFAULT_LOSS_WEIGHTS, "lmk": 1.6e-3, "id_prior": 3e-4, "exp_prior": 3e-4,
                                         "exp_sparse": 0.0}
@@ -80,6 +85,9 @@ class FitConfig:
             model's ``landmarks68`` as loaded (for ICT-FaceKit, points placed on the surface where
             300-W annotators put them, :mod:`morphable_models.landmark_embedding`); ``vertices`` the
             model's own hand-picked landmark vertices (the paper's way).
+        exp_sparse_scale: expression name -> factor of the sparse prior ``exp_sparse`` on that
+            shape (missing names: 1; names the model lacks are ignored), e.g. a smaller factor for
+            shapes the landmarks measure directly (the eye blinks).
         support_radius: a predicted part point counts only where the rendered fit shows its part
             within this many pixels of it (drops points of parts seen edge-on at the silhouette
             and of closed eyelids' zero-width slits, which a pixel mask cannot contain); -1 = off
@@ -111,6 +119,7 @@ class FitConfig:
     point_weights: str = "area"
     support_radius: int = 1
     model_landmarks: str = "calibrated"
+    exp_sparse_scale: Dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EXP_SPARSE_SCALE))
 
     def __post_init__(self) -> None:
         """Check every value (types, ranges, finiteness); ValueError naming the first bad one."""
@@ -154,6 +163,10 @@ class FitConfig:
             if k not in PART_NAMES:
                 raise ValueError(f"unknown part {k!r} in part_weights; parts: {', '.join(PART_NAMES)}")
             self.part_weights[k] = check_float(f"part weight {k}", v, lo=0.0)
+        if not isinstance(self.exp_sparse_scale, dict):
+            raise ValueError(f"exp_sparse_scale must be a mapping of expression names to factors, got {self.exp_sparse_scale!r}")
+        for k, v in self.exp_sparse_scale.items():
+            self.exp_sparse_scale[k] = check_float(f"exp_sparse_scale {k}", v, lo=0.0)
 
     def active_losses(self) -> Dict[str, float]:
         return {k: w for k, w in self.loss_weights.items() if w > 0}

@@ -180,6 +180,8 @@ class LossContext:
     albedo: Optional[Tensor] = None
     sh: Optional[Tensor] = None
     landmark_weights: Optional[Tensor] = None
+    #: [K_exp] per-shape factors of the sparse expression prior (None = all 1).
+    exp_sparse_weights: Optional[Tensor] = None
     #: [B, P, N] image-area weights of the predicted points in PRDL's f_ave; None = plain mean.
     pred_weights: Optional[Tensor] = None
     #: [B, P, N] bool, True where the rendered fit shows the point's part within a pixel (None =
@@ -229,7 +231,7 @@ def _exp_prior(ctx: LossContext) -> Tensor:
 
 
 def _exp_sparse(ctx: LossContext) -> Tensor:
-    return L.l1_prior(ctx.exp_coeffs, ctx.model.exp_std[: ctx.exp_coeffs.shape[1]])
+    return L.l1_prior(ctx.exp_coeffs, ctx.model.exp_std[: ctx.exp_coeffs.shape[1]], ctx.exp_sparse_weights)
 
 
 def _segmentation(fn: Callable) -> Callable[[LossContext], Tensor]:

@@ -139,6 +139,8 @@ class Fitter:
         self.landmark_weights = L.default_landmark_weights().to(self.device)
         w = torch.tensor([float(cfg.part_weights.get(p, 1.0)) for p in PART_NAMES], device=self.device)
         self.part_weight_cfg = w
+        scale = [float(cfg.exp_sparse_scale.get(n, 1.0)) for n in m.exp_names[: self.num_exp]]
+        self.exp_sparse_weights = torch.tensor(scale, device=self.device)
         inner = m.mean[m.landmarks68[_INNER_LANDMARKS]]
         self._inner_lmk_flipped = (inner * torch.tensor([1.0, -1.0, -1.0], device=self.device)).cpu().double()
 
@@ -447,6 +449,7 @@ class Fitter:
             model=m, target=tb, id_coeffs=id_c, exp_coeffs=exp_c, points_cam=pts_cam, points_img=pts_img,
             visible=visible.points, landmark_index=lmk_index, pred_points=pred_points, pred_valid=pred_valid,
             part_weights=part_weights, part_triangles=self.part_triangles, landmark_weights=self.landmark_weights,
+            exp_sparse_weights=self.exp_sparse_weights,
             pred_weights=pred_weights, part_support=visible.support,
         )
         if colour:

@@ -107,3 +107,22 @@ def test_fit_config_reaches_the_models_own_vertices():
                        model.landmarks68)
     with pytest.raises(ValueError, match="model_landmarks"):
         FitConfig(model_landmarks="paper")
+
+
+def test_exp_sparse_scale_weights_each_shape():
+    """FitConfig.exp_sparse_scale reaches the term: a factor 0 frees that shape from the L1 pull."""
+    from fitter.objective import LossContext
+    from fitter.optimize import Fitter
+
+    model = make_fake_model()  # one expression, "jawOpen"
+    free = Fitter(model, FitConfig(device="cpu", exp_sparse_scale={"jawOpen": 0.0, "notAShape": 2.0}))
+    assert free.exp_sparse_weights.tolist() == [0.0]
+    assert Fitter(model, FitConfig(device="cpu")).exp_sparse_weights.tolist() == [1.0]
+    c = torch.tensor([[0.5]])
+    ctx = LossContext.__new__(LossContext)
+    ctx.model, ctx.exp_coeffs, ctx.exp_sparse_weights = model, c, free.exp_sparse_weights
+    assert float(TERMS["exp_sparse"](ctx)) == 0.0
+    ctx.exp_sparse_weights = None
+    assert float(TERMS["exp_sparse"](ctx)) == 0.5
+    with pytest.raises(ValueError, match="exp_sparse_scale"):
+        FitConfig(exp_sparse_scale={"jawOpen": -1.0})

@@ -1,6 +1,8 @@
 """Priors on the model coefficients (the paper's λ_reg term)."""
 from __future__ import annotations
 
+from typing import Optional
+
 from torch import Tensor
 
 
@@ -39,7 +41,7 @@ def l2_prior(coeffs: Tensor) -> Tensor:
     return coeffs.square().sum(dim=1)
 
 
-def l1_prior(coeffs: Tensor, std: Tensor) -> Tensor:
+def l1_prior(coeffs: Tensor, std: Tensor, weights: Optional[Tensor] = None) -> Tensor:
     """Sparsity (Laplace) prior: Σ_k |c_k| / std_k.
 
     Unlike the Gaussian prior, whose pull vanishes near 0, its pull has the same size at any
@@ -49,7 +51,11 @@ def l1_prior(coeffs: Tensor, std: Tensor) -> Tensor:
 
     Args:
         coeffs: [B, K] (or [B, k] with k <= K). std: [K] positive scales.
+        weights: [K] non-negative per-coefficient factors (None = all 1): Σ_k w_k |c_k| / std_k.
     Returns:
         [B].
     """
-    return _scaled(coeffs, std).abs().sum(dim=1)
+    z = _scaled(coeffs, std).abs()
+    if weights is not None:
+        z = z * weights[: z.shape[1]].to(device=z.device, dtype=z.dtype)
+    return z.sum(dim=1)
