@@ -5,7 +5,7 @@ import torch
 
 import morphable_models
 from fitter import objective
-from fitter.config import FitConfig
+from fitter.config import PAPER_LOSS_WEIGHTS, FitConfig
 from fitter.metrics import aligned_vertex_error, face_vertex_indices, part_ious, render_part_labels
 from fitter.optimize import Fitter, _procrustes_weak
 from fitter.synthetic import random_case, render_case, expression_vector
@@ -136,23 +136,28 @@ def test_outline_enters_nearest_and_furthest_distances_only():
 
 
 @pytest.mark.slow
-def test_prdl_and_landmarks_improve_parts_and_shape_over_rigid_fit(model):
+@pytest.mark.parametrize("weights", ["paper", "defaults"])
+def test_prdl_and_landmarks_improve_parts_and_shape_over_rigid_fit(model, weights):
     """Fitting shape and expression with PRDL + landmarks beats the rigidly posed mean face clearly on
     Part IoU for every case and on 3D error on average (extreme expressions, |yaw| up to 60).
-    (bench_synthetic.py, 20 cases: mean IoU 0.54 -> 0.82, error / mean face 0.57.)"""
+    With the paper's weights (bench_synthetic.py, 20 cases: mean IoU 0.54 -> 0.84, error / mean face
+    0.54) by at least 0.1 IoU; the defaults' stronger priors, chosen for real faces, hold ICT's own
+    faces back (0.54 -> 0.76, 0.58), by at least 0.05."""
     idx = face_vertex_indices(model)
     cases = [random_case(model, seed, preset=p, max_yaw=60) for seed, p in
              [(1, "mouth_open"), (2, "eyes_closed"), (3, "frown")]]
     targets = [c.targets for c in cases]
-    rigid = Fitter(model, FitConfig(iters=0, rigid_iters=50, device="cpu")).fit(targets)
-    full = Fitter(model, FitConfig(iters=200, rigid_iters=50, device="cpu")).fit(targets)
+    w = dict(PAPER_LOSS_WEIGHTS) if weights == "paper" else {}
+    rigid = Fitter(model, FitConfig(loss_weights=w, iters=0, rigid_iters=50, device="cpu")).fit(targets)
+    full = Fitter(model, FitConfig(loss_weights=w, iters=200, rigid_iters=50, device="cpu")).fit(targets)
+    gain, floor = (0.1, 0.72) if weights == "paper" else (0.05, 0.65)
     ratios = []
     for case, r0, r1 in zip(cases, rigid, full):
         assert r1.failure is None
         iou0 = np.nanmean(part_ious(fit_labels(model, r0), case.labels))
         iou1 = np.nanmean(part_ious(fit_labels(model, r1), case.labels))
-        assert iou1 > iou0 + 0.1, (case.name, iou0, iou1)
-        assert iou1 > 0.72, (case.name, iou1)
+        assert iou1 > iou0 + gain, (case.name, iou0, iou1)
+        assert iou1 > floor, (case.name, iou1)
         err0 = aligned_vertex_error(r0.vertices_model[idx], case.vertices_model[idx], model.mm_per_unit)
         err1 = aligned_vertex_error(r1.vertices_model[idx], case.vertices_model[idx], model.mm_per_unit)
         ratios.append(err1 / err0)
