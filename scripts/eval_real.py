@@ -32,7 +32,8 @@ IoU against the parser's own targets (``targets.part_masks``) is reported as wel
 (``ibug_to_sfm.txt``; the contour points it marches are projected the same way).
 
 Usage:
-    PRDLFIT_CACHE=/work/main/.cache python scripts/eval_real.py --limit 20 --iters 100 --eos --out real.md
+    PRDLFIT_CACHE=.cache python scripts/eval_real.py --split evaluation --limit 32 --iters 200 --rigid-iters 50 --out real.md
+    PRDLFIT_CACHE=.cache python scripts/eval_real.py --targets gt --limit 150 --eos --out real_gt.md   # the earlier protocol
 """
 from __future__ import annotations
 
