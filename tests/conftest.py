@@ -55,3 +55,15 @@ def fake_model_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "fake.npz"
     save_model(make_fake_model(), path, converter="test", converter_version=1)
     return path
+
+
+@pytest.fixture(scope="session")
+def fake_result(tmp_path_factory):
+    """A per-image output folder written from the fake fit (the sphere model of test_outputs)."""
+    from fitter.outputs.writer import write_fit_outputs
+    from test_outputs import fake_photo, make_fake_fit, make_fake_model
+
+    model = make_fake_model()
+    out = tmp_path_factory.mktemp("res") / "photo"
+    write_fit_outputs(make_fake_fit(model), model, out, original_image=fake_photo())
+    return out

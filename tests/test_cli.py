@@ -19,17 +19,6 @@ def runner():
     return CliRunner()
 
 
-@pytest.fixture(scope="module")
-def fake_result(tmp_path_factory):
-    """A per-image output folder written from the fake fit."""
-    from fitter.outputs.writer import write_fit_outputs
-
-    model = make_fake_model()
-    out = tmp_path_factory.mktemp("res") / "photo"
-    write_fit_outputs(make_fake_fit(model), model, out, original_image=fake_photo())
-    return out
-
-
 def _one_line_errors(stderr: str):
     return [ln for ln in stderr.splitlines() if ln.startswith("error: ")]
 

@@ -39,16 +39,6 @@ def face_photo(shared):
     return p
 
 
-@pytest.fixture(scope="module")
-def fake_result(tmp_path_factory):
-    from fitter.outputs.writer import write_fit_outputs
-
-    model = make_fake_model()
-    out = tmp_path_factory.mktemp("res") / "photo"
-    write_fit_outputs(make_fake_fit(model), model, out, original_image=fake_photo())
-    return out
-
-
 # ====================================================================== the catalogue
 @dataclass
 class Ctx:

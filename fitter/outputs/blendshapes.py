@@ -16,13 +16,13 @@ shape the model lacks (ICT: ``tongueOut``) is 0. The head pose is fit.json's ``p
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from fitter.outputs.atomic import PathLike, write_text_atomic
+from fitter.outputs.atomic import PathLike
+from fitter.outputs.fit_files import read_json, write_json
 from fitter.result import FitResult
 from morphable_models.arkit import ARKIT_NAMES, SPLIT_RULE, combine
 from morphable_models.model import MorphableModel
@@ -75,17 +75,13 @@ def blendshapes_summary(result: FitResult, model: MorphableModel) -> Optional[di
 
 def write_blendshapes_json(path: PathLike, summary: dict) -> Path:
     """Write ``blendshapes.json`` atomically; returns the path."""
-    write_text_atomic(path, json.dumps(summary, indent=2, allow_nan=False) + "\n")
-    return Path(path)
+    return write_json(path, summary)
 
 
 def read_blendshapes_json(path: PathLike) -> dict:
     """Read a ``blendshapes.json`` (ValueError naming the file when it is not one)."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable blendshapes.json ({err})") from None
+    data = read_json(path, "blendshapes.json")
     if not isinstance(data, dict) or data.get("format") != FORMAT or \
             set(data.get("blendshapes", {})) != set(ARKIT_NAMES):
         raise ValueError(f"{path}: not a prdlfit blendshapes.json with the 52 ARKit names")

@@ -171,19 +171,29 @@ def fit_summary(result: FitResult, model: MorphableModel, files: Optional[Mappin
     return _jsonable(summary)
 
 
-def write_fit_json(path: PathLike, summary: dict) -> Path:
-    """Write ``fit.json`` atomically (strict JSON, indented); returns the path."""
+def write_json(path: PathLike, summary: dict) -> Path:
+    """Write a summary atomically as strict, indented JSON (no NaN); returns the path."""
     write_text_atomic(path, json.dumps(summary, indent=2, allow_nan=False) + "\n")
     return Path(path)
+
+
+def read_json(path: PathLike, what: str) -> object:
+    """The JSON value of ``path``; ValueError ``<path>: not a readable <what> (...)`` otherwise."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable {what} ({err})") from None
+
+
+def write_fit_json(path: PathLike, summary: dict) -> Path:
+    """Write ``fit.json`` atomically (strict JSON, indented); returns the path."""
+    return write_json(path, summary)
 
 
 def read_fit_json(path: PathLike) -> dict:
     """Read a ``fit.json`` (ValueError naming the file when it is not one)."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable fit.json ({err})") from None
+    data = read_json(path, "fit.json")
     if not isinstance(data, dict) or data.get("format") != "prdlfit-fit":
         raise ValueError(f"{path}: not a prdlfit fit.json")
     return data
