@@ -1,13 +1,16 @@
 """The fitting objective: batched targets, the per-iteration loss context, and the name → term table.
 
 ``--loss NAME=W`` reaches every entry of :data:`TERMS`. Each term maps a :class:`LossContext` to an
-unweighted per-image value [B]; the optimizer multiplies by the configured weight. The math lives in
-:mod:`fitter.losses`; this module only gathers its inputs.
+unweighted per-image value [B]; :func:`weighted_terms` applies the configured weights (the one place
+that writes "weighted terms + ``prdl/<part>`` + total"). Each term declares what its context must
+hold in :data:`TERM_NEEDS`; :class:`Needs` gathers that for a set of active terms, so the forward
+pass computes visibility, point sets, masks or the image only when a term reads them. The math lives
+in :mod:`fitter.losses`; this module only gathers its inputs.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -20,6 +23,9 @@ from fitter.targets.types import Targets
 from morphable_models.model import PART_NAMES, MorphableModel
 
 NUM_PARTS = len(PART_NAMES)
+
+#: side (pixels) of the square part masks that the soft-silhouette term compares.
+MASK_RESOLUTION = 64
 
 
 @dataclass
@@ -155,7 +161,7 @@ class LossContext:
         id_coeffs [B, K_id], exp_coeffs [B, K_exp]: current coefficients.
         points_cam [B, V, 3]: camera-space points; points_img [B, V, 2]: projected, crop pixels.
         visible [B, V] bool: z-buffer visibility (refreshed every few iterations); None in a
-            stage of :data:`VISIBILITY_FREE_TERMS` only.
+            stage whose terms do not need it (see :class:`Needs`).
         landmark_index [B, 68]: model point of each landmark after contour marching.
         pred_points [B, P, N, 2] / pred_valid [B, P, N]: predicted part point sets (visible, not
             under an occluder, skin below the forehead cut; pred_valid None with ``visible``).
@@ -176,7 +182,7 @@ class LossContext:
     pred_valid: Optional[Tensor]
     part_weights: Tensor
     part_triangles: List[Tensor]
-    mask_resolution: int = 64
+    mask_resolution: int = MASK_RESOLUTION
     albedo: Optional[Tensor] = None
     sh: Optional[Tensor] = None
     landmark_weights: Optional[Tensor] = None
@@ -273,9 +279,67 @@ TERMS: Dict[str, Callable[[LossContext], Tensor]] = {
     "dcd": _segmentation(L.dcd_loss),
 }
 
-#: terms that compare predicted part point sets with the target's (they use pred_points).
-POINT_SET_TERMS = ("prdl", "icp_t2p", "icp_p2t", "chamfer", "dcd")
+#: what each term reads beyond coefficients and projected points: ``visibility`` (the z-buffer),
+#: ``point_sets`` (the predicted part point masks; implies visibility), ``masks`` (target part
+#: masks at MASK_RESOLUTION), ``image`` (the crop and the colour state). Keys equal TERMS's.
+TERM_NEEDS: Dict[str, FrozenSet[str]] = {
+    "prdl": frozenset({"point_sets"}),
+    "lmk": frozenset(),
+    "id_prior": frozenset(),
+    "exp_prior": frozenset(),
+    "exp_sparse": frozenset(),
+    "pho": frozenset({"visibility", "point_sets", "image"}),
+    "sil_iou": frozenset({"visibility", "point_sets", "masks"}),
+    "icp_t2p": frozenset({"point_sets"}),
+    "icp_p2t": frozenset({"point_sets"}),
+    "chamfer": frozenset({"point_sets"}),
+    "dcd": frozenset({"point_sets"}),
+}
 
-#: terms that use neither visibility nor the part point sets (a stage of only these skips the
-#: z-buffer: the rigid stage).
-VISIBILITY_FREE_TERMS = ("lmk", "id_prior", "exp_prior", "exp_sparse")
+
+@dataclass(frozen=True)
+class Needs:
+    """What a forward pass must compute for a set of weighted terms."""
+
+    point_sets: bool = False
+    masks: bool = False
+    image: bool = False
+
+    @classmethod
+    def of(cls, terms: Mapping[str, float]) -> "Needs":
+        """The union of :data:`TERM_NEEDS` over the terms of positive weight."""
+        wanted = set().union(*(TERM_NEEDS[n] for n, w in terms.items() if w > 0))
+        return cls(point_sets=bool(wanted & {"visibility", "point_sets"}), masks="masks" in wanted,
+                   image="image" in wanted)
+
+    @property
+    def mask_resolution(self) -> Optional[int]:
+        """The target mask size ``collate_targets`` must build (None: none)."""
+        return MASK_RESOLUTION if self.masks else None
+
+
+def weighted_terms(values: Mapping[str, Tensor], weights: Mapping[str, float], per_part: bool = True) -> Dict[str, Tensor]:
+    """The weighted objective, term by term: ``{"total", term..., "prdl/<part>"...}`` → [B] float64.
+
+    Args:
+        values: unweighted term values {name: [B]} of one forward pass, plus ``prdl_parts`` [B, P]
+            (w_p-weighted PRDL per part, :func:`prdl_per_part`) when PRDL was computed.
+        weights: λ per term; every term with λ > 0 gets a column (0 where it was not computed,
+            as in the rigid stage).
+        per_part: add ``prdl/<part>`` columns (λ_prdl times the part's value) when λ_prdl > 0.
+    Returns:
+        ``total`` = Σ λ·value over the terms, then each λ·value, then the per-part PRDL.
+    """
+    if not values:
+        raise ValueError("weighted_terms needs the values of at least one term")
+    ref = next(iter(values.values()))
+    zero = torch.zeros(ref.shape[0], dtype=torch.float64, device=ref.device)
+    names = [k for k, w in weights.items() if w > 0]
+    cols = {k: values[k].detach().double() * weights[k] if k in values else zero for k in names}
+    out = {"total": sum(cols.values(), zero)}
+    out.update(cols)
+    if per_part and "prdl" in names:
+        parts = values.get("prdl_parts")
+        for p, name in enumerate(PART_NAMES):
+            out[f"prdl/{name}"] = parts[:, p].detach().double() * weights["prdl"] if parts is not None else zero
+    return out

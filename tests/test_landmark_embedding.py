@@ -5,7 +5,7 @@ import torch
 
 from fitter import losses as L
 from fitter.config import FitConfig
-from fitter.objective import TERMS, VISIBILITY_FREE_TERMS
+from fitter.objective import TERM_NEEDS, TERMS
 from morphable_models.landmark_embedding import LandmarkEmbedding, embed_landmarks, packaged_embedding
 from test_outputs import make_fake_model
 
@@ -91,7 +91,7 @@ def test_l1_prior_pulls_equally_at_every_magnitude():
 
 
 def test_exp_sparse_is_a_visibility_free_term():
-    assert "exp_sparse" in TERMS and "exp_sparse" in VISIBILITY_FREE_TERMS
+    assert "exp_sparse" in TERMS and TERM_NEEDS["exp_sparse"] == frozenset()
     assert FitConfig(loss_weights={"exp_sparse": 1e-3}).loss_weights["exp_sparse"] == 1e-3
 
 
@@ -116,11 +116,11 @@ def test_exp_sparse_scale_weights_each_shape():
 
     model = make_fake_model()  # one expression, "jawOpen"
     free = Fitter(model, FitConfig(device="cpu", exp_sparse_scale={"jawOpen": 0.0, "notAShape": 2.0}))
-    assert free.exp_sparse_weights.tolist() == [0.0]
-    assert Fitter(model, FitConfig(device="cpu")).exp_sparse_weights.tolist() == [1.0]
+    assert free.forward.exp_sparse_weights.tolist() == [0.0]
+    assert Fitter(model, FitConfig(device="cpu")).forward.exp_sparse_weights.tolist() == [1.0]
     c = torch.tensor([[0.5]])
     ctx = LossContext.__new__(LossContext)
-    ctx.model, ctx.exp_coeffs, ctx.exp_sparse_weights = model, c, free.exp_sparse_weights
+    ctx.model, ctx.exp_coeffs, ctx.exp_sparse_weights = model, c, free.forward.exp_sparse_weights
     assert float(TERMS["exp_sparse"](ctx)) == 0.0
     ctx.exp_sparse_weights = None
     assert float(TERMS["exp_sparse"](ctx)) == 0.5

@@ -7,7 +7,9 @@ import morphable_models
 from fitter import objective
 from fitter.config import PAPER_LOSS_WEIGHTS, FitConfig
 from fitter.metrics import aligned_vertex_error, face_vertex_indices, part_ious, render_part_labels
-from fitter.optimize import Fitter, _procrustes_weak
+from fitter.fit.point_sets import PartTables, fall_back_when_empty
+from fitter.geometry.procrustes import weak_procrustes
+from fitter.optimize import Fitter
 from fitter.synthetic import random_case, render_case, expression_vector
 from morphable_models.model import PART_NAMES
 
@@ -31,7 +33,7 @@ def test_procrustes_recovers_pose_from_exact_points():
     R = euler_to_matrix(torch.tensor([0.2, -0.7, 0.1], dtype=torch.float64))
     s = 3.5
     x = s * (Y @ R.T)[:, :2] + torch.tensor([5.0, -2.0], dtype=torch.float64)
-    R_est, t = _procrustes_weak(Y, x)
+    R_est, t = weak_procrustes(Y, x)
     assert torch.allclose(R_est, R, atol=1e-6)
     assert abs(float(t[2]) - s) < 1e-6
     assert torch.allclose(t[:2] * t[2], torch.tensor([5.0, -2.0], dtype=torch.float64), atol=1e-6)
@@ -90,14 +92,13 @@ def test_part_point_sets_are_the_corners_of_the_part_triangles(model):
     """``part_points="triangles"``: a part's set is exactly the corners of the triangles rendered as
     the part (so the set reaches as far as the rendered part), which include vertices annotated
     with other parts; ``"vertices"`` keeps the annotation."""
-    cfg = dict(device="cpu", max_skin_points=10 ** 6, max_part_points=10 ** 6)
-    tri = Fitter(model, FitConfig(part_points="triangles", **cfg))
-    ver = Fitter(model, FitConfig(part_points="vertices", **cfg))
+    tri = PartTables(model, "triangles", max_part_points=10 ** 6, max_skin_points=10 ** 6)
+    ver = PartTables(model, "vertices", max_part_points=10 ** 6, max_skin_points=10 ** 6)
     for p, name in enumerate(PART_NAMES):
-        got = set(tri.part_index[p][tri.part_index_valid[p]].tolist())
+        got = set(tri.index[p][tri.valid[p]].tolist())
         corners = set(tri.part_triangles[p].reshape(-1).tolist())
         assert got == corners, name
-        annotated = set(ver.part_index[p][ver.part_index_valid[p]].tolist())
+        annotated = set(ver.index[p][ver.valid[p]].tolist())
         assert annotated == set(model.parts[name].tolist()), name
         assert len(got - annotated) > 0, name  # the rendered part reaches past its annotated ring
     with pytest.raises(ValueError, match="part_points"):
@@ -237,15 +238,14 @@ def test_expression_presets_use_model_names(model):
 def test_a_part_the_fit_hides_falls_back_to_its_hidden_points():
     """An emptied predicted part that the target shows takes the next wider mask (so PRDL keeps a
     gradient for it); parts absent from the target, or with points left, are untouched."""
-    from fitter.optimize import _fall_back_when_empty
 
     valid = torch.tensor([[[True, False], [False, False], [False, False]]])  # [B=1, P=3, N=2]
     visible = torch.tensor([[[True, True], [False, False], [True, False]]])
     real = torch.ones(1, 3, 2, dtype=torch.bool)
     present = torch.tensor([[True, True, True]])
-    out = _fall_back_when_empty(valid, (visible, real), present)
+    out = fall_back_when_empty(valid, (visible, real), present)
     assert out[0, 0].tolist() == [True, False]  # had a point: unchanged
     assert out[0, 1].tolist() == [True, True]  # hidden entirely: all its points
     assert out[0, 2].tolist() == [True, False]  # empty after the support test: the visible ones
-    absent = _fall_back_when_empty(valid, (visible, real), torch.tensor([[True, False, False]]))
+    absent = fall_back_when_empty(valid, (visible, real), torch.tensor([[True, False, False]]))
     assert torch.equal(absent, valid)

@@ -1,0 +1,140 @@
+"""One forward pass of a batch: coefficients → mesh → camera → image → loss context → term values.
+
+``V(α) = R(V̄ + α_id A_id + α_exp A_exp) F + t`` is projected by the batch's camera object; the
+jaw landmarks march along the current outline; what the active terms need (:class:`Needs`) is
+computed on top: z-buffer visibility and the label support of the part points (refreshed only
+when asked: every ``visibility_every`` iterations), the predicted part point masks and their area
+weights. Term values are unweighted [B]; the weighted total is Σ λ·value in the order of ``terms``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Mapping, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from fitter import losses as L
+from fitter.fit.params import FaceParams, ParamSpace
+from fitter.fit.point_sets import PartTables, vertex_masks
+from fitter.geometry.camera import model_to_camera
+from fitter.geometry.cameras import FittingCamera
+from fitter.geometry.raster import face_labels, label_support
+from fitter.geometry.visibility import zbuffer_visibility
+from fitter.objective import TERMS, LossContext, Needs, TargetBatch, prdl_per_part
+
+Colour = Tuple[Tensor, Tensor]
+
+
+@dataclass
+class Visibility:
+    """What the camera sees of the fit at the last refresh.
+
+    points: [B, V] bool z-buffer visibility (None = not computed yet). support: [B, P, N] bool,
+    True where the rendered fit shows the point's part within ``support_radius`` pixels (None =
+    not computed).
+    """
+
+    points: Optional[Tensor] = None
+    support: Optional[Tensor] = None
+
+
+@dataclass
+class Evaluation:
+    """A forward pass: ``context`` (what the terms read), ``values`` {term: [B] unweighted, plus
+    ``prdl_parts`` [B, P] when PRDL ran}, ``total`` [B] weighted, ``visibility`` used."""
+
+    context: LossContext
+    values: Dict[str, Tensor]
+    total: Tensor
+    visibility: Visibility
+
+
+class ForwardPass:
+    """The forward model of one (model, settings); stateless between calls.
+
+    Args:
+        space: the parameter map (holds the model). tables: the part point tables.
+        part_weights: [P] w_p. landmark_weights: [68]. exp_sparse_weights: [K_exp].
+        support_radius: pixels (< 0: no label support). area_weights: PRDL's f_ave weighted by area.
+    """
+
+    def __init__(self, space: ParamSpace, tables: PartTables, part_weights: Tensor, landmark_weights: Tensor,
+                 exp_sparse_weights: Tensor, support_radius: int = 1, area_weights: bool = True):
+        self.space, self.model, self.tables = space, space.model, tables
+        self.part_weights = part_weights
+        self.landmark_weights = landmark_weights
+        self.exp_sparse_weights = exp_sparse_weights
+        self.support_radius = support_radius
+        self.area_weights = area_weights
+
+    def _see(self, pts_img: Tensor, pts_cam: Tensor, size: Tuple[int, int]) -> Visibility:
+        """Z-buffer visibility and the part points' label support at the current fit."""
+        vis, face = zbuffer_visibility(pts_img, pts_cam[..., 2], self.tables.all_triangles, size, return_faces=True)
+        support = None
+        if self.support_radius >= 0:
+            labels = face_labels(face, self.tables.tri_labels)  # the z-buffer's own triangle map
+            support = label_support(labels, pts_img[:, self.tables.index], self.support_radius)
+        return Visibility(vis, support)
+
+    def __call__(self, params: FaceParams, tb: TargetBatch, camera: FittingCamera, terms: Mapping[str, float],
+                 colour: Optional[Colour] = None, visibility: Optional[Visibility] = None, refresh: bool = True,
+                 point_sets: Optional[bool] = None) -> Evaluation:
+        """Evaluate ``terms`` (name → λ) at ``params``.
+
+        Args:
+            visibility: the last refresh's (reused unless ``refresh`` or missing).
+            point_sets: compute visibility and the part point sets (None: when a term needs them).
+        """
+        m, tables = self.model, self.tables
+        id_c, exp_c = self.space.coeffs(params)
+        R, t = self.space.pose(params, camera)
+        pts_cam = model_to_camera(m.vertices(id_c, exp_c), R, t)
+        pts_img = camera.project(pts_cam, params.log_depth)
+        needs_sets = Needs.of(terms).point_sets if point_sets is None else point_sets
+        visibility = visibility or Visibility()
+        if needs_sets and (visibility.points is None or refresh):
+            with torch.no_grad():
+                visibility = self._see(pts_img.detach(), pts_cam.detach(), tb.size)
+        with torch.no_grad():
+            lmk_index = L.march_contour_landmarks(pts_img.detach(), m.contour_candidates, m.landmarks68)
+        pred_valid = pred_weights = None
+        if needs_sets:
+            with torch.no_grad():
+                kept, below = vertex_masks(pts_img.detach(), visibility.points, tb.occlusion, tb.forehead_line)
+                pred_valid = tables.counted(kept, below, visibility.support, tb.part_present)
+                if self.area_weights and terms.get("prdl", 0) > 0:
+                    pred_weights = tables.area_weights(pts_img.detach(), kept, below) * pred_valid
+        ctx = LossContext(
+            model=m, target=tb, id_coeffs=id_c, exp_coeffs=exp_c, points_cam=pts_cam, points_img=pts_img,
+            visible=visibility.points, landmark_index=lmk_index, pred_points=pts_img[:, tables.index],
+            pred_valid=pred_valid, part_weights=tb.part_present.to(pts_img.dtype) * self.part_weights,
+            part_triangles=tables.part_triangles, landmark_weights=self.landmark_weights,
+            exp_sparse_weights=self.exp_sparse_weights, pred_weights=pred_weights, part_support=visibility.support,
+        )
+        if colour:
+            gain, ctx.sh = colour
+            base = m.albedo if m.albedo is not None else torch.ones_like(m.mean)
+            ctx.albedo = base.unsqueeze(0) * gain  # [B, V, 3]
+        values: Dict[str, Tensor] = {}
+        total = torch.zeros(pts_img.shape[0], device=pts_img.device, dtype=pts_img.dtype)
+        for name, weight in terms.items():
+            if weight <= 0:
+                continue
+            v = TERMS[name](ctx)
+            values[name] = v
+            total = total + weight * v
+        if terms.get("prdl", 0) > 0:
+            values["prdl_parts"] = prdl_per_part(ctx)
+        return Evaluation(ctx, values, total, visibility)
+
+    def initial_colour(self, tb: TargetBatch) -> Colour:
+        """Photometric state: albedo (a per-face colour gain when the model has albedo, else a
+        uniform colour) [B, 1, 3] and SH lighting [B, 9, 3] (ambient start)."""
+        B, dev = tb.batch_size, self.model.mean.device
+        img = tb.image
+        mean_col = img.mean(dim=(2, 3)).view(B, 1, 3) if self.model.albedo is None else torch.ones(B, 1, 3, device=dev)
+        sh = torch.zeros(B, 9, 3, device=dev)
+        sh[:, 0] = 1.0 / 0.886227  # ambient term so that shading starts at 1
+        return mean_col.clone().requires_grad_(True), sh.requires_grad_(True)
+

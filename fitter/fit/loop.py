@@ -1,0 +1,111 @@
+"""The iterations of one stage: the optimizer, its learning-rate schedule, and the step loop.
+
+Each iteration evaluates the stage's terms (visibility refreshed every ``visibility_every``
+iterations), steps the optimizer on the sum of the live faces' objectives, projects the expression
+bounds, logs, and checks early stopping (:class:`~fitter.fit.run_state.RunState`). Adam uses two
+parameter groups (pose at ``lr * pose_lr_scale``) and an optional cosine decay to ``lr_decay`` of
+the rate; L-BFGS does one strong-Wolfe iteration per step.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Mapping, Optional
+
+import torch
+from torch import Tensor
+
+from fitter.config import FitConfig
+from fitter.fit.forward import Colour, ForwardPass
+from fitter.fit.params import FaceParams
+from fitter.fit.run_state import RunState
+from fitter.geometry.cameras import FittingCamera
+from fitter.objective import TargetBatch
+
+#: progress(iteration, total_iterations, mean_loss)
+ProgressFn = Callable[[int, int, float], None]
+
+#: objective value reported to the optimizer for a face whose loss is NaN/inf (its gradient is 0).
+NONFINITE_LOSS = 1e12
+
+
+@dataclass
+class Stage:
+    """One stage of the fit: its name, its terms (name → λ), its iteration cap, what it moves."""
+
+    name: str
+    terms: Mapping[str, float]
+    iters: int
+    tensors: List[Tensor]
+
+
+def make_optimizer(cfg: FitConfig, tensors: List[Tensor], pose: List[Tensor]) -> torch.optim.Optimizer:
+    """The stage's optimizer over ``tensors``; those in ``pose`` get Adam's pose learning rate."""
+    if cfg.optimizer == "lbfgs":
+        # one LBFGS iteration per step; max_eval must be set or the line search gets 1 evaluation
+        return torch.optim.LBFGS(tensors, lr=1.0, max_iter=1, max_eval=25, history_size=20, line_search_fn="strong_wolfe",
+                                 tolerance_grad=0.0, tolerance_change=0.0)
+    pose_ids = {id(t) for t in pose}
+    groups = [
+        {"params": [t for t in tensors if id(t) in pose_ids], "lr": cfg.lr * cfg.pose_lr_scale},
+        {"params": [t for t in tensors if id(t) not in pose_ids], "lr": cfg.lr},
+    ]
+    return torch.optim.Adam([g for g in groups if g["params"]])
+
+
+def _schedule(cfg: FitConfig, opt: torch.optim.Optimizer, n_iter: int):
+    """Cosine decay of Adam's rates from 1 to ``lr_decay`` over the stage (None: constant)."""
+    if cfg.optimizer != "adam" or cfg.lr_decay >= 1.0:
+        return None
+    floor = cfg.lr_decay
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(i, n_iter) / n_iter)))
+
+
+def run_stage(stage: Stage, forward: ForwardPass, params: FaceParams, tb: TargetBatch, camera: FittingCamera,
+              colour: Optional[Colour], state: RunState, cfg: FitConfig, progress: Optional[ProgressFn] = None,
+              total_iters: int = 0) -> None:
+    """Run ``stage`` on the batch, updating ``params`` in place and recording into ``state``."""
+    tensors = stage.tensors
+    state.begin_stage(tensors)
+    opt = make_optimizer(cfg, tensors, params.pose_tensors())
+    sched = _schedule(cfg, opt, stage.iters)
+    for it in range(stage.iters):
+        refresh = it % max(1, cfg.visibility_every) == 0
+        record: Dict[str, object] = {}
+
+        def closure():
+            opt.zero_grad(set_to_none=True)
+            fresh = (refresh and not record) or (cfg.optimizer == "lbfgs")
+            ev = forward(params, tb, camera, stage.terms, colour, state.visible, fresh)
+            live = (~state.frozen).to(ev.total.dtype)
+            finite = torch.isfinite(ev.total)
+            loss = torch.where(finite, ev.total, torch.zeros_like(ev.total))
+            (loss * live).sum().backward()
+            if not record:
+                record["total"] = ev.total.detach()
+                record["values"] = {k: v.detach() for k, v in ev.values.items()}
+                state.visible = ev.visibility
+            # a line search must see a non-finite point as very bad, not as a loss of 0
+            shown = torch.where(finite, loss.detach(), torch.full_like(loss, NONFINITE_LOSS))
+            return (shown * live).sum()
+
+        opt.step(closure)
+        if sched is not None:
+            sched.step()
+        with torch.no_grad():
+            forward.space.project_bounds(params)
+            state.after_step(tensors)
+        total = record["total"]
+        state.log(stage.name, record["values"], cfg.loss_weights)
+        state.check(total, cfg.rel_tol, cfg.patience, tensors)
+        if cfg.snapshot_every and state.iteration % cfg.snapshot_every == 0:
+            with torch.no_grad():
+                ev = forward(params, tb, camera, {}, colour, state.visible, False)
+            state.snapshot(ev.context.points_img)
+        if progress is not None:
+            finite = total[torch.isfinite(total)]
+            progress(state.iteration, total_iters, float(finite.mean()) if finite.numel() else float("nan"))
+        if bool(state.frozen.all()):
+            break
+    state.end_stage(tensors)
