@@ -137,11 +137,6 @@ class MorphableModel:
             out = out + delta
         return out
 
-    def zero_coeffs(self, batch: int = 1) -> Tuple[Tensor, Tensor]:
-        """Identity and expression coefficients of the mean face: ([B, K_id], [B, K_exp])."""
-        z = dict(device=self.device, dtype=self.mean.dtype)
-        return torch.zeros(batch, self.num_id, **z), torch.zeros(batch, self.num_exp, **z)
-
     def exp_index(self, name: str) -> int:
         """Index of an expression coefficient by name (KeyError naming the choices if unknown)."""
         try:
