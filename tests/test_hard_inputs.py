@@ -22,8 +22,8 @@ from click.testing import CliRunner
 
 from fitter.cli import main
 from fitter.config import FitConfig
-from test_batch import FAKE, make_corpus
-from test_outputs import fake_photo, make_fake_fit, make_fake_model
+from conftest import FAKE_BACKEND as FAKE, make_corpus
+from conftest import fake_photo, make_fake_fit, make_fake_model
 
 FIT_FAST = ["--iters", "0", "--rigid-iters", "2", "--device", "cpu", "--no-overlay", "-q"]
 COMPLETE = {"mesh.obj", "mesh.ply", "fit.npz", "fit.json", "landmarks2d.npy", "landmarks3d.npy", "parts.png",

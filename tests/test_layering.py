@@ -187,3 +187,17 @@ def test_the_checks_catch_a_violation(tmp_path):
     assert any(b.startswith("morphable_models.a:2 imports fitter.errors") for b in bad)
     assert any(b.startswith("fitter.geometry.g:1 imports fitter") for b in bad)
     assert import_cycles(g) == [["fitter.p", "fitter.q"]]
+
+
+def test_tests_share_helpers_through_conftest_only():
+    """A test module imports no other test module (shared helpers live in tests/conftest.py)."""
+    tests = Path(__file__).resolve().parent
+    names = {p.stem for p in tests.glob("test_*.py")}
+    bad = []
+    for path in sorted(tests.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            bad += [f"{path.name}:{node.lineno} imports {m}" for m in mods
+                    if m.split(".")[0] in names or m.startswith("tests.")]
+    assert bad == []
