@@ -1,10 +1,12 @@
-"""Errors with one-line messages meant for users. The CLI prints ``str(err)`` and exits non-zero."""
+"""Errors with one-line messages meant for users. The CLI prints ``str(err)`` and exits non-zero.
 
+:class:`PrdlfitError` (the base) and :class:`ModelError` are defined in
+:mod:`morphable_models.errors`, so the model loaders need nothing from ``fitter``; they are
+re-exported here.
+"""
+from morphable_models.errors import ModelError, PrdlfitError
 
-class PrdlfitError(Exception):
-    """Base class: a problem with the user's input, not a bug."""
-
-    exit_code = 1
+__all__ = ["PrdlfitError", "ImageReadError", "NoFaceError", "ModelError", "FitError"]
 
 
 class ImageReadError(PrdlfitError):
@@ -17,12 +19,6 @@ class NoFaceError(PrdlfitError):
     """No face was found in the image."""
 
     exit_code = 4
-
-
-class ModelError(PrdlfitError):
-    """A morphable model file is missing, of the wrong format, or inconsistent."""
-
-    exit_code = 5
 
 
 class FitError(PrdlfitError):

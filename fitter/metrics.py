@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fitter.geometry.raster import part_iou, rasterize_labels, triangle_labels
+from fitter.geometry.raster import part_iou, rasterize_labels
 from fitter.targets.metrics import landmark_nme  # noqa: F401  (one NME for the whole project)
 from morphable_models.model import PART_NAMES, MorphableModel
 
@@ -44,12 +44,6 @@ def face_vertex_indices(model: MorphableModel) -> np.ndarray:
     return np.unique(idx[idx < model.num_mesh_vertices])
 
 
-def model_triangle_labels(model: MorphableModel) -> Tuple[Tensor, Tensor]:
-    """(all triangles [F + Fh, 3] incl. the hole fills, their part labels [F + Fh])."""
-    tris = torch.cat([model.triangles, model.hole_triangles.to(model.triangles)], 0)
-    return tris, triangle_labels(tris, model.part_labels())
-
-
 def render_part_labels(model: MorphableModel, points_img: Tensor, depth: Tensor, size: Tuple[int, int]) -> np.ndarray:
     """Label maps of posed faces: [B, H, W] uint8, 0 background, i + 1 = PART_NAMES[i].
 
@@ -57,8 +51,7 @@ def render_part_labels(model: MorphableModel, points_img: Tensor, depth: Tensor,
         points_img: [B, V, 2] projected points (pixels of an image of ``size`` = (W, H)).
         depth: [B, V] camera depth (smaller = nearer).
     """
-    tris, labels = model_triangle_labels(model)
-    tris, labels = tris.to(points_img.device), labels.to(points_img.device)
+    tris, labels = model.all_triangles.to(points_img.device), model.triangle_part_labels.to(points_img.device)
     out = rasterize_labels(points_img, depth, tris, labels, size)
     return out.cpu().numpy().astype(np.uint8)
 

@@ -27,7 +27,7 @@ from typing import Dict, List
 import numpy as np
 import torch
 
-from fitter.errors import ModelError
+from morphable_models.errors import ModelError
 from morphable_models.cache import CacheMeta, save_model
 from morphable_models.model import PART_NAMES, MorphableModel
 from morphable_models.orientation import apply_flips, axis_flips_from_landmarks, fix_winding

@@ -4,7 +4,7 @@ The ``.npz`` holds every tensor of a :class:`MorphableModel` (float32, int64) an
 (``meta``: UTF-8 JSON as a uint8 array), so a single file is a complete model. The sidecar
 ``<name>.json`` repeats the metadata for listing models without reading arrays. Files are written
 atomically. A file whose ``format_version`` differs from :data:`FORMAT_VERSION` is refused with
-:class:`~fitter.errors.ModelError`; the registry rebuilds its own caches in that case.
+:class:`~morphable_models.errors.ModelError`; the registry rebuilds its own caches in that case.
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from typing import Dict, Optional, Union
 import numpy as np
 import torch
 
-from fitter.errors import ModelError
-from fitter.outputs.atomic import atomic_path, write_text_atomic
+from morphable_models.errors import ModelError
+from morphable_models.files import atomic_path, write_text_atomic
 from morphable_models.model import PART_NAMES, MorphableModel
 
 FORMAT_VERSION = 1

@@ -7,8 +7,8 @@ import urllib.request
 from pathlib import Path
 from typing import Dict, Iterable, Optional
 
-from fitter.errors import ModelError
-from fitter.outputs.atomic import atomic_path
+from morphable_models.errors import ModelError
+from morphable_models.files import atomic_path
 
 CHUNK = 1 << 20
 

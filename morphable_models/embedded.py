@@ -19,7 +19,7 @@ from typing import Dict, Optional, Union
 
 import numpy as np
 
-from fitter.outputs.atomic import atomic_path
+from morphable_models.files import atomic_path
 from morphable_models.cache import CacheMeta
 
 PathLike = Union[str, Path]

@@ -27,6 +27,8 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from morphable_models.part_labels import triangle_labels
+
 #: The paper's 8 parts, in the order of the label map written by ``prdlfit fit`` (label = index + 1).
 PART_NAMES: Tuple[str, ...] = (
     "right_eye",
@@ -135,11 +137,6 @@ class MorphableModel:
             out = out + delta
         return out
 
-    def zero_coeffs(self, batch: int = 1) -> Tuple[Tensor, Tensor]:
-        """Identity and expression coefficients of the mean face: ([B, K_id], [B, K_exp])."""
-        z = dict(device=self.device, dtype=self.mean.dtype)
-        return torch.zeros(batch, self.num_id, **z), torch.zeros(batch, self.num_exp, **z)
-
     def exp_index(self, name: str) -> int:
         """Index of an expression coefficient by name (KeyError naming the choices if unknown)."""
         try:
@@ -160,6 +157,20 @@ class MorphableModel:
         for i, name in enumerate(PART_NAMES):
             lab[self.parts[name]] = i + 1
         return lab
+
+    @property
+    def all_triangles(self) -> Tensor:
+        """[F + Fh, 3] int64: the mesh ``triangles`` then the ``hole_triangles`` (on the device and
+        in the dtype of ``triangles``); what part label maps rasterize. Computed on each access
+        (cheap), so it follows ``.to()`` and edits of the fields."""
+        return torch.cat([self.triangles, self.hole_triangles.to(self.triangles)], 0)
+
+    @property
+    def triangle_part_labels(self) -> Tensor:
+        """[F + Fh] int64 part label of each of :attr:`all_triangles`: 0 = no part, p + 1 =
+        PART_NAMES[p] (the label at least two of its points share in :meth:`part_labels`, see
+        :func:`morphable_models.part_labels.triangle_labels`). Computed on each access."""
+        return triangle_labels(self.all_triangles, self.part_labels())
 
     # ------------------------------------------------------------------ housekeeping
     def to(self, device=None, dtype: Optional[torch.dtype] = None) -> "MorphableModel":

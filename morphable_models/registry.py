@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Union
 
-from fitter.errors import ModelError
+from morphable_models.errors import ModelError
 from morphable_models import bfm, ict, sfm
 from morphable_models.cache import CacheMeta, FORMAT_VERSION, load_model, read_meta
 from morphable_models.embedded import embedded_path

@@ -17,7 +17,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from fitter.errors import ModelError
+from morphable_models.errors import ModelError
 from morphable_models.assemble import MeshModelArrays, assemble_model
 from morphable_models.cache import CacheMeta, save_model
 from morphable_models.download import sha256_file

@@ -23,7 +23,7 @@ from fitter.cli import main
 from fitter.outputs.writer import write_fit_outputs
 from fitter.palette import PART_COLORS
 from morphable_models.arkit import ARKIT_NAMES, ARKIT_SOURCES, ICT_EXP_NAMES, arkit_sources
-from test_outputs import fake_photo, make_fake_fit, make_fake_model
+from conftest import fake_photo, make_fake_fit, make_fake_model
 
 pygltflib = pytest.importorskip("pygltflib")
 
@@ -170,10 +170,10 @@ def test_blendshapes_json(ict_like):
 
 
 def test_neutral_obj_is_identity_at_zero_expression(ict_like):
-    from test_outputs import _parse_obj
+    from conftest import parse_obj
 
     model, fit, out = ict_like
-    verts, cols, faces = _parse_obj(out / "neutral.obj")
+    verts, cols, faces = parse_obj(out / "neutral.obj")
     n = model.num_mesh_vertices
     neutral = model.vertices(torch.from_numpy(fit.id_coeffs)[None], None)[0, :n].numpy()
     np.testing.assert_allclose(verts, neutral, atol=1e-5)  # model space, model units (cm), no pose

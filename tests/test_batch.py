@@ -35,9 +35,11 @@ from fitter.result import Camera, FitResult, LossHistory
 from fitter.targets.types import CropTransform, Targets
 from morphable_models.model import PART_NAMES
 
+from conftest import FAKE_BACKEND, make_corpus, noise_image
+
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
-FAKE = "test_batch:FakeBackend"
+FAKE = FAKE_BACKEND
 
 
 # ------------------------------------------------------------------------------------------ fakes
@@ -110,27 +112,6 @@ class FakeBackend:
         poor = "poor" in Path(result.targets.source).name
         return QualityMetrics(part_iou=0.2 if poor else 0.8, part_iou_parts={"skin": 0.2 if poor else 0.8},
                               nme=0.03, converged=True, iterations=result.iterations)
-
-
-def noise_image(path: Path, size=(24, 24), seed=0, mode="RGB") -> Path:
-    rng = np.random.default_rng(seed)
-    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).convert(mode).save(path)
-    return path
-
-
-def make_corpus(root: Path, good: int = 6) -> dict:
-    """``good`` noise images + bad ones; returns {'good': [names], 'bad': {name: kind}}."""
-    root.mkdir(parents=True, exist_ok=True)
-    names = [noise_image(root / f"img{i:02d}.png", seed=i).name for i in range(good)]
-    (root / "empty.jpg").write_bytes(b"")
-    raw = (root / names[0]).read_bytes()
-    (root / "truncated.png").write_bytes(raw[: len(raw) // 3])
-    (root / "text.jpg").write_text("this is not an image\n")
-    Image.new("RGB", (24, 24), (128, 128, 128)).save(root / "blank.png")
-    noise_image(root / "has_nan.png", seed=99)
-    bad = {"empty.jpg": "read", "truncated.png": "read", "text.jpg": "read", "blank.png": "no_face",
-           "has_nan.png": "nan"}
-    return {"good": names, "bad": bad}
 
 
 def job(inp: Path, out: Path, **kw) -> BatchJob:

@@ -11,7 +11,6 @@ from click.testing import CliRunner
 
 from fitter.cli import EXIT_CODES_HELP, RunTally, build_fit_options, main
 from fitter.errors import FitError, ImageReadError, NoFaceError
-from test_outputs import fake_photo, make_fake_fit, make_fake_model
 
 
 @pytest.fixture(scope="module")

@@ -287,3 +287,16 @@ def test_label_support_finds_points_without_their_part_nearby():
     assert label_support(labels, pts, radius=0)[0, 0, 1].item() is False
     nan = torch.full((1, 2, 1, 2), float("nan"))
     assert not label_support(labels, nan).any()
+
+
+def test_farthest_point_sample_loops_agree():
+    """The CPU loop (numpy in place) and the accelerator loop (torch) pick the same points, also on
+    ties (a grid of pixels, many equal distances)."""
+    from fitter.geometry.sampling import _fps_torch, farthest_point_sample
+
+    yy, xx = torch.meshgrid(torch.arange(30.0), torch.arange(40.0), indexing="ij")
+    grid = torch.stack((xx.reshape(-1), yy.reshape(-1)), -1)
+    pts = torch.stack((grid, grid.flip(0)))  # [2, 1200, 2]
+    assert torch.equal(farthest_point_sample(pts, 300, start=5), _fps_torch(pts, 300, 5))
+    cloud = torch.randn(2, 400, 3, dtype=torch.float64)
+    assert torch.equal(farthest_point_sample(cloud, 100), _fps_torch(cloud, 100, 0))

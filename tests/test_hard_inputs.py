@@ -22,8 +22,8 @@ from click.testing import CliRunner
 
 from fitter.cli import main
 from fitter.config import FitConfig
-from test_batch import FAKE, make_corpus
-from test_outputs import fake_photo, make_fake_fit, make_fake_model
+from conftest import FAKE_BACKEND as FAKE, make_corpus
+from conftest import fake_photo, make_fake_fit, make_fake_model
 
 FIT_FAST = ["--iters", "0", "--rigid-iters", "2", "--device", "cpu", "--no-overlay", "-q"]
 COMPLETE = {"mesh.obj", "mesh.ply", "fit.npz", "fit.json", "landmarks2d.npy", "landmarks3d.npy", "parts.png",
@@ -343,17 +343,17 @@ def test_upside_down_photo_is_fitted_at_its_roll(face_photo):
 def test_parts_map_window_equals_full_raster():
     import torch
 
-    from fitter.geometry.raster import rasterize_labels, triangle_labels
+    from fitter.geometry.raster import rasterize_labels
     from fitter.outputs.parts_map import part_label_map, points_in_original
 
     model = make_fake_model()
     result = make_fake_fit(model)
     got = part_label_map(result, model)
-    tris = torch.cat([model.triangles, model.hole_triangles.to(torch.long)], 0)
+    tris = model.all_triangles
     pts = torch.from_numpy(points_in_original(result)).to(torch.float32)
     depth = torch.from_numpy(np.asarray(result.vertices_camera, np.float32)[:, 2])
     W, H = result.targets.crop.original_size
-    full = rasterize_labels(pts[None], depth[None], tris, triangle_labels(tris, model.part_labels()), (W, H))[0]
+    full = rasterize_labels(pts[None], depth[None], tris, model.triangle_part_labels, (W, H))[0]
     assert got.shape == (H, W) and got.max() > 0
     assert (got != full.numpy().astype(np.uint8)).mean() < 1e-3
 

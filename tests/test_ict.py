@@ -285,3 +285,21 @@ def test_prepare_downloads_and_converts(shared, tmp_path, monkeypatch):
         model = registry.load("ict", cache_dir=tmp_path)
     assert model.num_mesh_vertices == ict.NUM_KEPT
     assert read_meta(registry.cache_path("ict", tmp_path)).provenance["commit"] == ict.COMMIT
+
+
+def test_model_triangle_part_labels(ict_model):
+    """The model's all_triangles / triangle_part_labels: mesh triangles then hole triangles, each
+    labelled with the part two of its points share; they follow .to()."""
+    from morphable_models.model import PART_NAMES
+    from morphable_models.part_labels import triangle_labels
+
+    m = ict_model
+    tris = torch.cat([m.triangles, m.hole_triangles.to(m.triangles)], 0)
+    assert torch.equal(m.all_triangles, tris) and m.all_triangles.dtype == torch.long
+    labels = m.triangle_part_labels
+    assert torch.equal(labels, triangle_labels(tris, m.part_labels()))
+    assert labels.shape == (len(tris),) and labels.dtype == torch.long
+    assert set(labels.unique().tolist()) == set(range(len(PART_NAMES) + 1))
+    assert (labels[len(m.triangles):] > 0).all()  # the hole fills belong to the eyes
+    moved = m.to(dtype=torch.float64)
+    assert torch.equal(moved.all_triangles, tris) and torch.equal(moved.triangle_part_labels, labels)

@@ -7,7 +7,7 @@ from fitter import losses as L
 from fitter.config import FitConfig
 from fitter.objective import TERM_NEEDS, TERMS
 from morphable_models.landmark_embedding import LandmarkEmbedding, embed_landmarks, packaged_embedding
-from test_outputs import make_fake_model
+from conftest import make_fake_model
 
 
 def _table(model, landmarks=(8, 30)):

@@ -102,7 +102,7 @@ def test_a_bad_protobuf_stops_fit_with_one_line(monkeypatch, tmp_path):
 
 def test_curves_animate_writes_only_the_animation(tmp_path, monkeypatch):
     from fitter.outputs.writer import write_fit_outputs
-    from test_outputs import fake_photo, make_fake_fit, make_fake_model
+    from conftest import fake_photo, make_fake_fit, make_fake_model
 
     model = make_fake_model()
     res = tmp_path / "res" / "photo"

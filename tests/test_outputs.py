@@ -15,128 +15,9 @@ import pytest
 import torch
 
 from fitter.outputs.atomic import write_with_atomic
-from fitter.result import Camera, FitResult, LossHistory
-from fitter.targets.types import CropTransform, Targets
-from morphable_models.model import PART_NAMES, MorphableModel
+from morphable_models.model import PART_NAMES
 
-ORIGINAL_SIZE = (320, 240)  # (W, H) of the fake photo
-CROP = CropTransform(scale=0.7, offset=(-0.5, 27.5), size=(224, 224), original_size=ORIGINAL_SIZE)
-FOCAL = 1015.0
-DEPTH = 80.0
-
-
-def _sphere(radius: float, n_lat: int = 32, n_lon: int = 64):
-    """UV sphere: [V, 3] vertices (poles included) and [F, 3] outward-wound triangles."""
-    verts = [[0.0, radius, 0.0]]
-    for i in range(1, n_lat):
-        th = np.pi * i / n_lat
-        for j in range(n_lon):
-            ph = 2 * np.pi * j / n_lon
-            verts.append([radius * np.sin(th) * np.sin(ph), radius * np.cos(th), radius * np.sin(th) * np.cos(ph)])
-    verts.append([0.0, -radius, 0.0])
-    V = len(verts)
-    ring = lambda i, j: 1 + (i - 1) * n_lon + (j % n_lon)  # noqa: E731
-    tris = []
-    for j in range(n_lon):
-        tris.append([0, ring(1, j), ring(1, j + 1)])
-        tris.append([V - 1, ring(n_lat - 1, j + 1), ring(n_lat - 1, j)])
-    for i in range(1, n_lat - 1):
-        for j in range(n_lon):
-            a, b, c, d = ring(i, j), ring(i, j + 1), ring(i + 1, j), ring(i + 1, j + 1)
-            tris += [[a, c, b], [b, c, d]]
-    return np.array(verts, np.float32), np.array(tris, np.int64)
-
-
-def make_fake_model() -> MorphableModel:
-    """A sphere 'face' with parts: eyes, brows, nose, lips on the front (+Z), skin around, the back unlabelled.
-
-    One virtual point (the right eye's centre) follows the mesh vertices, covered by hole triangles.
-    """
-    verts, tris = _sphere(5.0)
-    n_mesh = len(verts)
-    x, y, z = verts.T
-    front = z > 1.0
-    centres = {  # model space: +X is the person's left
-        "right_eye": (-1.8, 1.2), "left_eye": (1.8, 1.2), "right_brow": (-1.8, 2.9), "left_brow": (1.8, 2.9),
-        "nose": (0.0, 0.0), "up_lip": (0.0, -1.6), "down_lip": (0.0, -2.6),
-    }
-    label = np.zeros(n_mesh, np.int64)
-    label[z > -0.5] = PART_NAMES.index("skin") + 1
-    for name, (cx, cy) in centres.items():
-        label[front & ((x - cx) ** 2 + (y - cy) ** 2 < 0.8 ** 2)] = PART_NAMES.index(name) + 1
-    eye = np.nonzero(label == 1)[0]
-    virtual = verts[eye].mean(0, keepdims=True)
-    mean = np.concatenate([verts, virtual])
-    V = len(mean)
-    hole = np.array([[eye[0], eye[1], n_mesh], [eye[1], eye[2], n_mesh]], np.int64)
-    parts = {name: torch.from_numpy(np.nonzero(label == i + 1)[0]) for i, name in enumerate(PART_NAMES)}
-    parts["right_eye"] = torch.cat([parts["right_eye"], torch.tensor([n_mesh])])
-    front_idx = np.nonzero(front)[0]
-    gen = torch.Generator().manual_seed(0)
-    model = MorphableModel(
-        name="fake-sphere", mean=torch.from_numpy(mean),
-        id_basis=0.1 * torch.randn(2, V, 3, generator=gen), exp_basis=0.1 * torch.randn(1, V, 3, generator=gen),
-        exp_names=["jawOpen"], triangles=torch.from_numpy(tris),
-        landmarks68=torch.from_numpy(front_idx[np.linspace(0, len(front_idx) - 1, 68).astype(int)]),
-        parts=parts, num_mesh_vertices=n_mesh,
-        contour_candidates=torch.from_numpy(np.tile(front_idx[:2], (17, 1))),
-        id_std=torch.ones(2), exp_std=torch.ones(1), exp_lower=torch.zeros(1), exp_upper=torch.ones(1),
-        hole_triangles=torch.from_numpy(hole), units="cm", mm_per_unit=10.0, license="test only",
-    )
-    model.validate()
-    return model
-
-
-def _project(points_cam: np.ndarray) -> np.ndarray:
-    c = (CROP.size[0] - 1) / 2.0
-    return (FOCAL * points_cam[:, :2] / points_cam[:, 2:3] + c).astype(np.float32)
-
-
-def make_fake_fit(model: MorphableModel, snapshots: bool = True) -> FitResult:
-    """A FitResult of ``model`` posed frontally DEPTH cm in front of the camera, with a 10-row history."""
-    vm = model.mean.numpy()
-    flip = np.array([1.0, -1.0, -1.0], np.float32)
-    t = np.array([0.0, 0.0, DEPTH], np.float32)
-    vc = vm * flip + t
-    vi = _project(vc)
-    lmk = model.landmarks68.numpy()
-    rng = np.random.default_rng(0)
-    targets = Targets(
-        landmarks=(vi[lmk] + rng.normal(0, 1.5, (68, 2))).astype(np.float32),
-        landmark_valid=np.ones(68, bool),
-        part_points={p: vi[model.parts[p].numpy()] for p in PART_NAMES},
-        part_masks=np.zeros((224, 224), np.uint8), occlusion=np.zeros((224, 224), bool), crop=CROP,
-        image=np.full((224, 224, 3), 90, np.uint8), source="fake.png",
-        meta={"backend": "test"},
-    )
-    rows = []
-    for i in range(1, 11):
-        stage = "rigid" if i <= 3 else "full"
-        row = {"iteration": i, "stage": stage, "total": 10.0 / i, "lmk": 4.0 / i,
-               "prdl": 0.0 if stage == "rigid" else 5.0 / i, "id_prior": 0.0 if stage == "rigid" else 1.0 / i}
-        row.update({f"prdl/{p}": (0.0 if stage == "rigid" else 5.0 / i / 8) for p in PART_NAMES})
-        rows.append(row)
-    return FitResult(
-        model_name=model.name, exp_names=list(model.exp_names),
-        id_coeffs=np.zeros(model.num_id, np.float32), exp_coeffs=np.zeros(model.num_exp, np.float32),
-        rotation=np.eye(3, dtype=np.float32), translation=t, euler_deg=np.zeros(3, np.float32),
-        camera=Camera("perspective", FOCAL, 111.5, 111.5, 224, 224),
-        vertices_model=vm, vertices_camera=vc.astype(np.float32), vertices_image=vi,
-        visible=vc[:, 2] < DEPTH, landmarks2d=vi[lmk], landmarks3d=vc[lmk].astype(np.float32),
-        part_points={p: vi[model.parts[p].numpy()] for p in PART_NAMES},
-        history=LossHistory(rows=rows), converged=True, iterations=10, seconds=0.5,
-        final_losses={"total": 1.0, "lmk": 0.4, "prdl": 0.5, "id_prior": 0.1}, targets=targets,
-        config={"optimizer": "adam", "iters": 7, "anchors": [32, 32]},
-        snapshots=[(0, vi + 3.0), (5, vi + 1.0), (10, vi)] if snapshots else [],
-    )
-
-
-def fake_photo() -> np.ndarray:
-    """[240, 320, 3] uint8 RGB: a horizontal gradient."""
-    W, H = ORIGINAL_SIZE
-    g = np.linspace(40, 220, W).astype(np.uint8)
-    return np.repeat(np.repeat(g[None, :, None], H, 0), 3, 2)
-
+from conftest import DEPTH, FOCAL, ORIGINAL_SIZE, fake_photo, make_fake_fit, make_fake_model, parse_obj
 
 @pytest.fixture(scope="module")
 def fake_model():
@@ -151,18 +32,6 @@ def written(fake_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("fit") / "photo"
     paths = write_fit_outputs(make_fake_fit(fake_model), fake_model, out, original_image=fake_photo())
     return out, paths
-
-
-def _parse_obj(path: Path):
-    verts, cols, faces = [], [], []
-    for line in path.read_text().splitlines():
-        if line.startswith("v "):
-            vals = [float(v) for v in line.split()[1:]]
-            verts.append(vals[:3])
-            cols.append(vals[3:])
-        elif line.startswith("f "):
-            faces.append([int(v) for v in line.split()[1:]])
-    return np.array(verts), np.array(cols), np.array(faces)
 
 
 # ------------------------------------------------------------------ layout
@@ -181,7 +50,7 @@ def test_obj_parses_back_with_part_colours(written, fake_model):
     from fitter.palette import PART_COLORS
 
     out, _ = written
-    verts, cols, faces = _parse_obj(out / "mesh.obj")
+    verts, cols, faces = parse_obj(out / "mesh.obj")
     n = fake_model.num_mesh_vertices
     assert verts.shape == (n, 3) and cols.shape == (n, 3)  # virtual point not in the mesh
     assert faces.shape == tuple(fake_model.triangles.shape) and faces.min() == 1 and faces.max() == n

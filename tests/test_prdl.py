@@ -206,12 +206,12 @@ def test_weighted_mean_matches_naive_and_gradcheck():
 def test_weighted_mean_with_pixel_counts_recovers_the_full_region():
     """A region thinned by farthest point sampling, weighted by the pixels each kept point stands
     for, has the full region's mean distances (unweighted thinning does not)."""
-    from fitter.targets.preprocess import farthest_point_sample, pixel_counts
+    from fitter.targets.preprocess import pixel_counts, thin_points
 
     yy, xx = np.mgrid[0:60, 0:90]
     inside = ((xx - 30) ** 2 / 900 + (yy - 30) ** 2 / 400 < 1) | ((xx > 50) & (yy > 20) & (yy < 28))
     pix = np.stack([xx[inside], yy[inside]], 1).astype(np.float32)
-    kept = pix[np.sort(farthest_point_sample(pix, len(pix) // 2))]
+    kept = pix[np.sort(thin_points(pix, len(pix) // 2))]
     w = pixel_counts(pix, kept)
     assert w.sum() == len(pix)
     anchors = make_anchors((16, 16), (90, 60))

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from fitter.targets import labels as L
-from fitter.targets.preprocess import (PreprocessConfig, farthest_point_sample, forehead_line,
-                                       largest_plausible_component, mask_outline, targets_from_label_map)
+from fitter.targets.preprocess import (PreprocessConfig, forehead_line, largest_plausible_component, mask_outline,
+                                       targets_from_label_map, thin_points)
 from fitter.targets.types import CropTransform
 from morphable_models.model import PART_NAMES
 
@@ -165,16 +165,16 @@ def test_fps_caps_point_counts():
     assert d.max() < 8.0
 
 
-def test_farthest_point_sample_basics():
+def test_thin_points_basics():
     p = np.array([[0, 0], [1, 0], [2, 0], [10, 0], [5, 0]], np.float32)
-    idx = farthest_point_sample(p, 3)
+    idx = thin_points(p, 3)
     assert idx[0] == 4  # nearest the centroid (x = 3.6)
     assert set(idx[1:]) == {0, 3}  # then the two ends
-    assert np.array_equal(farthest_point_sample(p, 10), np.arange(5))
-    assert farthest_point_sample(p, 0).size == 0
+    assert np.array_equal(thin_points(p, 10), np.arange(5))
+    assert thin_points(p, 0).size == 0
     q = np.random.RandomState(0).rand(300, 2)
-    assert np.array_equal(farthest_point_sample(q, 50), farthest_point_sample(q, 50))
-    assert len(np.unique(farthest_point_sample(q, 50))) == 50
+    assert np.array_equal(thin_points(q, 50), thin_points(q, 50))
+    assert len(np.unique(thin_points(q, 50))) == 50
 
 
 def test_mask_outline_is_where_the_pixels_end():

@@ -148,6 +148,28 @@ def test_optional_backends_fail_with_one_line_error(tmp_path):
         assert "\n" not in str(e.value)
 
 
+def test_registering_a_backend_keeps_the_builtins(monkeypatch):
+    from fitter.targets import backends
+    from fitter.targets.landmark_files import FileLandmarks
+
+    monkeypatch.setattr(backends, "_PARSERS", {})
+    monkeypatch.setattr(backends, "_LANDMARKS", {})
+
+    class Mine:
+        name = "mine"
+
+        def __init__(self, **options):
+            self.options = options
+
+    backends.register_parser("mine", Mine)  # before any built-in was asked for
+    backends.register_landmarks("mine", Mine)
+    assert backends.get_parser("mine", a=1).options == {"a": 1}
+    assert set(backends.BUILTIN_PARSERS) < set(backends.parser_names())
+    assert isinstance(backends.get_landmark_source("file", folder=None), FileLandmarks)
+    with pytest.raises(ValueError, match=r"unknown landmark source 'nope'; choose from \['dlib', 'facer', 'file'"):
+        backends.get_landmark_source("nope")
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match="parser"):
         TargetConfig(parser="magic").validate()

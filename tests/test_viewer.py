@@ -9,7 +9,7 @@ import pytest
 from fitter.palette import PART_COLORS
 from fitter.outputs.viewer import (RENDERER_UNAVAILABLE, ViewerError, load_scene, render_offscreen,
                                    scene_meshes, shaded_colors, uv_sphere, view_camera)
-from test_outputs import fake_photo, make_fake_fit, make_fake_model
+from conftest import fake_photo, make_fake_fit, make_fake_model
 
 
 @pytest.fixture(scope="module")

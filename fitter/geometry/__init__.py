@@ -1,4 +1,5 @@
-"""Camera models, rotations, projection, z-buffer visibility and part rasterization (pure tensors)."""
+"""Camera models, rotations, projection, z-buffer visibility, part rasterization and farthest point
+sampling (pure tensors)."""
 from fitter.geometry.camera import (
     MODEL_TO_CAMERA,
     default_focal,
@@ -9,6 +10,7 @@ from fitter.geometry.camera import (
 )
 from fitter.geometry.areas import lumped_point_weights, triangle_areas_2d
 from fitter.geometry.raster import label_support, part_iou, rasterize_labels, triangle_labels
+from fitter.geometry.sampling import farthest_point_sample
 from fitter.geometry.rotation import euler_to_matrix, matrix_to_euler, matrix_to_rotation_6d, rotation_6d_to_matrix
 from fitter.geometry.soft_raster import masks_to_resolution, soft_silhouettes
 from fitter.geometry.visibility import zbuffer_visibility
@@ -18,6 +20,7 @@ __all__ = [
     "MODEL_TO_CAMERA",
     "default_focal",
     "euler_to_matrix",
+    "farthest_point_sample",
     "label_support",
     "lumped_point_weights",
     "masks_to_resolution",

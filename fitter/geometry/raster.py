@@ -12,25 +12,7 @@ import torch
 from torch import Tensor
 
 from fitter.geometry.zbuffer import rasterize_depth
-
-
-def triangle_labels(triangles: Tensor, point_labels: Tensor) -> Tensor:
-    """Part label of each triangle: the label shared by at least two of its three vertices, else 0.
-
-    Args:
-        triangles: [F, 3] vertex indices.
-        point_labels: [V] long label per vertex.
-    Returns:
-        [F] long.
-    """
-    if triangles.dim() != 2 or triangles.shape[1] != 3:
-        raise ValueError(f"triangles must be [F, 3], got {tuple(triangles.shape)}")
-    if point_labels.dim() != 1:
-        raise ValueError(f"point_labels must be [V], got {tuple(point_labels.shape)}")
-    lab = point_labels.to(torch.long)[triangles.to(device=point_labels.device, dtype=torch.long)]
-    l0, l1, l2 = lab.unbind(-1)
-    out = torch.where((l0 == l1) | (l0 == l2), l0, torch.where(l1 == l2, l1, torch.zeros_like(l0)))
-    return out
+from morphable_models.part_labels import triangle_labels  # noqa: F401  (re-exported: the rule lives there)
 
 
 def rasterize_labels(
@@ -46,7 +28,7 @@ def rasterize_labels(
         points_img: [B, V, 2] projected vertices, pixels (x, y).
         depth: [B, V] camera-space depth (smaller = nearer).
         triangles: [F, 3] vertex indices.
-        tri_labels: [F] long label per triangle (see :func:`triangle_labels`).
+        tri_labels: [F] long label per triangle (see :func:`morphable_models.part_labels.triangle_labels`).
         size: (W, H) of the output.
     Returns:
         [B, H, W] long, 0 where no triangle covers the pixel (or the nearest has label 0).

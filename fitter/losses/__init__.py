@@ -1,10 +1,13 @@
-"""Loss terms of the fit: pure tensor functions, batch first (see each module)."""
+"""Loss terms of the fit: pure tensor functions, batch first (see each module).
+
+``farthest_point_sample`` is re-exported from :mod:`fitter.geometry.sampling` (where it lives).
+"""
+from fitter.geometry.sampling import farthest_point_sample
 from fitter.losses.landmarks import default_landmark_weights, landmark_loss, march_contour_landmarks
 from fitter.losses.photometric import photometric_loss, sample_image, sh_basis, sh_shading, vertex_normals
 from fitter.losses.point_sets import pad_point_sets
 from fitter.losses.prdl import (
     compact_point_sets,
-    farthest_point_sample,
     make_anchors,
     prdl_descriptors,
     prdl_descriptors_naive,

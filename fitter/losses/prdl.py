@@ -63,7 +63,7 @@ _FAR = 1e6
 _BLOCK = 32
 
 
-# --------------------------------------------------------------------------- anchors and sampling
+# --------------------------------------------------------------------------- anchors
 def make_anchors(
     grid: Tuple[int, int],
     size: Tuple[int, int],
@@ -90,42 +90,6 @@ def make_anchors(
     ys = (torch.arange(gh, device=device, dtype=dtype) + 0.5) * (H / gh) - 0.5
     yy, xx = torch.meshgrid(ys, xs, indexing="ij")
     return torch.stack((xx.reshape(-1), yy.reshape(-1)), dim=-1)
-
-
-def farthest_point_sample(points: Tensor, k: int, start: int = 0) -> Tensor:
-    """Farthest point sampling: greedily pick the point farthest from those already picked.
-
-    Deterministic: the first pick is ``start``; ties go to the lowest index.
-
-    Args:
-        points: [N, D] or [B, N, D].
-        k: number of samples, 0 <= k <= N.
-        start: index of the first sample.
-    Returns:
-        [k] (or [B, k]) long indices into the point dimension, all distinct when the points are.
-    """
-    if points.dim() not in (2, 3):
-        raise ValueError(f"points must be [N, D] or [B, N, D], got {tuple(points.shape)}")
-    batched = points.dim() == 3
-    pts = points if batched else points.unsqueeze(0)
-    B, N, _ = pts.shape
-    if not 0 <= k <= N:
-        raise ValueError(f"cannot sample k={k} of {N} points")
-    if k > 0 and not 0 <= start < N:
-        raise ValueError(f"start={start} outside [0, {N})")
-    out = torch.empty(B, k, dtype=torch.long, device=pts.device)
-    if k > 0:
-        with torch.no_grad():
-            p = pts.detach()
-            nearest = torch.full((B, N), float("inf"), device=p.device, dtype=p.dtype)
-            last = torch.full((B, 1), start, dtype=torch.long, device=p.device)
-            out[:, 0] = start
-            for i in range(1, k):
-                q = p.gather(1, last.unsqueeze(-1).expand(B, 1, p.shape[-1]))  # [B, 1, D]
-                nearest = torch.minimum(nearest, (p - q).square().sum(-1))
-                last = nearest.argmax(dim=1, keepdim=True)
-                out[:, i] = last.squeeze(1)
-    return out if batched else out[0]
 
 
 # --------------------------------------------------------------------------- descriptors

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import torch
 
-from fitter.geometry.raster import rasterize_labels, triangle_labels
+from fitter.geometry.raster import rasterize_labels
 from fitter.outputs.atomic import PathLike, atomic_path
 from fitter.palette import label_colors
 from fitter.result import FitResult, LossHistory
@@ -62,8 +62,7 @@ def snapshots_of(result: FitResult, model: MorphableModel) -> Optional[Snapshots
     snaps = getattr(result, "snapshots", None)
     if not snaps:
         return None
-    tris = torch.cat([model.triangles.cpu(), model.hole_triangles.cpu().to(torch.long)], 0)
-    labels = triangle_labels(tris, model.part_labels().cpu())
+    tris, labels = model.all_triangles.cpu(), model.triangle_part_labels.cpu()
     image = result.targets.image if result.targets is not None else None
     return Snapshots(
         iterations=np.array([int(i) for i, _ in snaps], dtype=np.int64),

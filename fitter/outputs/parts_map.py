@@ -12,7 +12,7 @@ from typing import Tuple
 import numpy as np
 import torch
 
-from fitter.geometry.raster import face_labels, triangle_labels
+from fitter.geometry.raster import face_labels
 from fitter.geometry.zbuffer import rasterize_depth
 from fitter.outputs.fitted_mesh import check_result_matches_model
 from fitter.result import FitResult
@@ -61,8 +61,7 @@ def part_label_map(result: FitResult, model: MorphableModel, scale: float = 1.0)
     """
     check_result_matches_model(result, model)
     W, H = scaled_size(original_size(result), scale)
-    tris = torch.cat([model.triangles.cpu(), model.hole_triangles.cpu().to(torch.long)], 0)
-    tri_lab = triangle_labels(tris, model.part_labels().cpu())
+    tris, tri_lab = model.all_triangles.cpu(), model.triangle_part_labels.cpu()
     pts = points_in_original(result, scale)
     out = np.zeros((H, W), dtype=np.uint8)
     # Rasterize only the window the mesh covers (a huge photo's full-size z-buffer would take

@@ -1,133 +1,72 @@
-"""The small protocol every face backend follows, and the name -> backend registry.
+"""The name -> face backend registry (the protocol lives in :mod:`fitter.targets.face`).
 
-Two roles:
-
-* a :class:`FaceParser` finds faces and draws their part label map (the label set of
-  :mod:`fitter.targets.labels`): ``detect(rgb) -> [FaceAnalysis]`` then
-  ``parse(rgb, face, crop) -> [h, w] labels in the crop frame``;
-* a :class:`LandmarkSource` gives 68 iBUG landmarks for a detected face:
-  ``landmarks(rgb, face, source, scale) -> ([68, 2], [68] valid)``.
-
-Both work in the pixels of the array they are given (the pipeline scales to the original photo);
-:class:`FaceAnalysis` documents the units. Backends: ``mediapipe`` (default, offline, both roles),
-``facer`` (optional FaRL parser + landmarks, needs ``pyfacer`` and its weights), ``file`` (user
-landmark files), ``dlib`` (optional 68-point predictor).
+Built-in backends are a table of lazy entry points (``"module:attribute"``), imported only when a
+backend is asked for, so the optional ones cost nothing until used and no backend module imports
+this one back. :func:`register_parser` / :func:`register_landmarks` add (or replace) a backend;
+the built-ins stay available next to what a user registers.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Protocol, Tuple
+import importlib
+from typing import Callable, Dict
 
-import numpy as np
+from fitter.targets.face import FaceAnalysis, FaceParser, LandmarkSource
 
-from fitter.targets.types import CropTransform
+__all__ = ["FaceAnalysis", "FaceParser", "LandmarkSource", "register_parser", "register_landmarks",
+           "get_parser", "get_landmark_source", "parser_names", "landmark_source_names"]
 
-
-@dataclass
-class FaceAnalysis:
-    """One detected face.
-
-    Attributes:
-        box: (x0, y0, x1, y1) face box, pixels of the analysed image (original-photo pixels once
-            :func:`fitter.targets.pipeline.analyze_faces` returns it).
-        score: detector confidence in [0, 1].
-        landmarks68: [68, 2] float64 iBUG-68 landmarks in the same pixels, or None.
-        landmark_valid: [68] bool, False where a landmark is unknown.
-        labels: [h, w] uint8 label map (:mod:`fitter.targets.labels`) in the frame of
-            ``labels_crop`` (filled by :meth:`FaceParser.parse`), or None.
-        labels_crop: the transform from the analysed image's pixels to the ``labels`` frame.
-        mesh: [N, 3] dense mesh of the backend (MediaPipe: 478 points), pixels, or None.
-        backend: name of the backend that found the face.
-    """
-
-    box: Tuple[float, float, float, float]
-    score: float
-    landmarks68: Optional[np.ndarray] = None
-    landmark_valid: Optional[np.ndarray] = None
-    labels: Optional[np.ndarray] = None
-    labels_crop: Optional[CropTransform] = None
-    mesh: Optional[np.ndarray] = None
-    backend: str = ""
-    #: backend-private data (e.g. facer's face record); not part of the protocol
-    private: object = field(default=None, repr=False)
-
-    @property
-    def area(self) -> float:
-        return max(0.0, self.box[2] - self.box[0]) * max(0.0, self.box[3] - self.box[1])
-
-    def scaled(self, k: float) -> "FaceAnalysis":
-        """A copy with every pixel coordinate multiplied by ``k`` (labels are left as they are)."""
-        m = None if self.mesh is None else self.mesh * k
-        lm = None if self.landmarks68 is None else self.landmarks68 * k
-        b = tuple(float(v * k) for v in self.box)
-        return FaceAnalysis(box=b, score=self.score, landmarks68=lm, landmark_valid=self.landmark_valid,
-                            labels=self.labels, labels_crop=self.labels_crop, mesh=m, backend=self.backend,
-                            private=self.private)
-
-
-class FaceParser(Protocol):
-    """Finds faces and draws their part labels."""
-
-    name: str
-
-    def detect(self, rgb: np.ndarray, max_faces: int) -> List[FaceAnalysis]:
-        """Faces in ``rgb`` ([H, W, 3] uint8), largest first, at most ``max_faces``."""
-
-    def parse(self, rgb: np.ndarray, face: FaceAnalysis, crop: CropTransform) -> np.ndarray:
-        """[crop.size[1], crop.size[0]] uint8 label map of ``face`` in the crop frame."""
-
-
-class LandmarkSource(Protocol):
-    """Gives 68 iBUG landmarks for a face."""
-
-    name: str
-
-    def landmarks(self, rgb: np.ndarray, face: FaceAnalysis, source: str,
-                  scale: float = 1.0) -> Tuple[np.ndarray, np.ndarray]:
-        """([68, 2] pixels of ``rgb``, [68] bool valid) for ``face``.
-
-        ``source`` is the photo's path (or a name); ``scale`` = pixels of ``rgb`` per original
-        pixel (below 1 for huge photos read downscaled).
-        """
-
+#: built-in face parsers: name -> "module:factory"
+BUILTIN_PARSERS: Dict[str, str] = {
+    "mediapipe": "fitter.targets.mediapipe_backend:MediapipeParser",
+    "facer": "fitter.targets.facer_backend:FacerParser",
+}
+#: built-in landmark sources: name -> "module:factory"
+BUILTIN_LANDMARKS: Dict[str, str] = {
+    "mediapipe": "fitter.targets.mediapipe_backend:MediapipeLandmarks",
+    "facer": "fitter.targets.facer_backend:FacerLandmarks",
+    "dlib": "fitter.targets.dlib_backend:DlibLandmarks",
+    "file": "fitter.targets.landmark_files:FileLandmarks",
+}
 
 _PARSERS: Dict[str, Callable[..., FaceParser]] = {}
 _LANDMARKS: Dict[str, Callable[..., LandmarkSource]] = {}
 
 
 def register_parser(name: str, factory: Callable[..., FaceParser]) -> None:
+    """Make ``get_parser(name, **options)`` call ``factory(**options)`` (replaces a built-in of that name)."""
     _PARSERS[name] = factory
 
 
 def register_landmarks(name: str, factory: Callable[..., LandmarkSource]) -> None:
+    """Make ``get_landmark_source(name, **options)`` call ``factory(**options)``."""
     _LANDMARKS[name] = factory
 
 
-def _builtin() -> None:
-    if _PARSERS:
-        return
-    from fitter.targets import dlib_backend, facer_backend, mediapipe_backend
-    from fitter.targets.landmark_files import FileLandmarks
+def parser_names() -> list:
+    """Sorted names of every face parser (built-in and registered)."""
+    return sorted(set(BUILTIN_PARSERS) | set(_PARSERS))
 
-    register_parser("mediapipe", mediapipe_backend.MediapipeParser)
-    register_parser("facer", facer_backend.FacerParser)
-    register_landmarks("mediapipe", mediapipe_backend.MediapipeLandmarks)
-    register_landmarks("facer", facer_backend.FacerLandmarks)
-    register_landmarks("dlib", dlib_backend.DlibLandmarks)
-    register_landmarks("file", FileLandmarks)
+
+def landmark_source_names() -> list:
+    """Sorted names of every landmark source (built-in and registered)."""
+    return sorted(set(BUILTIN_LANDMARKS) | set(_LANDMARKS))
+
+
+def _factory(kind: str, name: str, registered: Dict[str, Callable], builtin: Dict[str, str],
+             names: list) -> Callable:
+    if name in registered:
+        return registered[name]
+    if name not in builtin:
+        raise ValueError(f"unknown {kind} {name!r}; choose from {names}")
+    module, attr = builtin[name].split(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 def get_parser(name: str, **options) -> FaceParser:
     """The parser registered as ``name`` (ValueError listing the choices if unknown)."""
-    _builtin()
-    if name not in _PARSERS:
-        raise ValueError(f"unknown face parser {name!r}; choose from {sorted(_PARSERS)}")
-    return _PARSERS[name](**options)
+    return _factory("face parser", name, _PARSERS, BUILTIN_PARSERS, parser_names())(**options)
 
 
 def get_landmark_source(name: str, **options) -> LandmarkSource:
     """The landmark source registered as ``name`` (ValueError listing the choices if unknown)."""
-    _builtin()
-    if name not in _LANDMARKS:
-        raise ValueError(f"unknown landmark source {name!r}; choose from {sorted(_LANDMARKS)}")
-    return _LANDMARKS[name](**options)
+    return _factory("landmark source", name, _LANDMARKS, BUILTIN_LANDMARKS, landmark_source_names())(**options)

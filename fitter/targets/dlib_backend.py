@@ -11,7 +11,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from fitter.errors import PrdlfitError
-from fitter.targets.backends import FaceAnalysis
+from fitter.targets.face import FaceAnalysis
 
 
 def _predictor_path(path: Optional[str]) -> str:

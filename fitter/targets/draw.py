@@ -67,10 +67,3 @@ def draw_targets(targets: Targets, upscale: int = 2, mask_alpha: float = 0.35, p
             cv2.circle(out, p, 1, (255, 0, 0), -1)
     return out
 
-
-def draw_targets_grid(targets_list, upscale: int = 2) -> np.ndarray:
-    """Several overlays side by side (same crop size), e.g. every face of a photo."""
-    tiles = [draw_targets(t, upscale=upscale) for t in targets_list]
-    h = max(t.shape[0] for t in tiles)
-    tiles = [np.pad(t, ((0, h - t.shape[0]), (0, 0), (0, 0))) for t in tiles]
-    return np.concatenate(tiles, axis=1)

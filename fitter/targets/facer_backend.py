@@ -21,7 +21,7 @@ import numpy as np
 
 from fitter.errors import PrdlfitError
 from fitter.targets import labels as L
-from fitter.targets.backends import FaceAnalysis
+from fitter.targets.face import FaceAnalysis
 from fitter.targets.types import CropTransform
 
 #: facer's label names of its LaPa parser (``farl/lapa/448``)

@@ -13,7 +13,7 @@ from typing import List, Tuple
 import numpy as np
 
 from fitter.targets import mesh_parts, skin_refine
-from fitter.targets.backends import FaceAnalysis
+from fitter.targets.face import FaceAnalysis
 from fitter.targets.mediapipe_68 import mesh_to_ibug68
 from fitter.targets.mediapipe_mesh import face_meshes, mesh_box
 from fitter.targets.crop import warp_to_crop

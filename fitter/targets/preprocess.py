@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
+import torch
 
+from fitter.geometry.sampling import farthest_point_sample
 from fitter.targets import labels as L
 from fitter.targets.types import CropTransform, Targets
 from morphable_models.model import PART_NAMES
@@ -78,15 +80,16 @@ class PreprocessConfig:
 
 
 # ---------------------------------------------------------------------------- point sampling
-def farthest_point_sample(points: np.ndarray, k: int) -> np.ndarray:
-    """Deterministic farthest point sampling.
+def thin_points(points: np.ndarray, k: int) -> np.ndarray:
+    """Which ``k`` of the points to keep: farthest point sampling
+    (:func:`fitter.geometry.sampling.farthest_point_sample`) from the point nearest the centroid.
 
     Args:
-        points: [N, 2] (or [N, D]) float points.
+        points: [N, 2] (or [N, D]) float points (compared in float32).
         k: how many to keep.
     Returns:
-        [min(k, N)] int64 indices into ``points``: the first is the point nearest the centroid,
-        each next one the point farthest from those chosen so far.
+        [min(k, N)] int64 indices into ``points``: the first is the point nearest the centroid
+        (the lowest index on a tie), each next one the point farthest from those chosen so far.
     """
     P = np.asarray(points, dtype=np.float32).reshape(len(points), -1)
     n = P.shape[0]
@@ -94,25 +97,8 @@ def farthest_point_sample(points: np.ndarray, k: int) -> np.ndarray:
         return np.arange(n, dtype=np.int64)
     if k <= 0:
         return np.zeros(0, dtype=np.int64)
-    cols = [np.ascontiguousarray(P[:, c]) for c in range(P.shape[1])]
-    tmp, acc = np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32)
-
-    def sq_dist_to(j: int) -> np.ndarray:  # in-place float32 arithmetic: ~30x faster than sum(axis=1)
-        acc.fill(0.0)
-        for col in cols:
-            np.subtract(col, col[j], out=tmp)
-            np.multiply(tmp, tmp, out=tmp)
-            np.add(acc, tmp, out=acc)
-        return acc
-
-    idx = np.empty(k, dtype=np.int64)
-    idx[0] = int(np.argmin(((P - P.mean(0)) ** 2).sum(1)))
-    d = sq_dist_to(int(idx[0])).copy()
-    for i in range(1, k):
-        j = int(d.argmax())
-        idx[i] = j
-        np.minimum(d, sq_dist_to(j), out=d)
-    return idx
+    start = int(np.argmin(((P - P.mean(0)) ** 2).sum(1)))
+    return farthest_point_sample(torch.from_numpy(P), k, start=start).numpy()
 
 
 def pixel_counts(pixels: np.ndarray, kept: np.ndarray) -> np.ndarray:
@@ -349,7 +335,7 @@ def targets_from_label_map(labels: np.ndarray, landmarks: np.ndarray, landmark_v
         cap = config.max_skin_points if name == "skin" else config.max_part_points
         w = np.ones(pts.shape[0], np.float32)
         if pts.shape[0] > cap:
-            kept = pts[np.sort(farthest_point_sample(pts, cap))]
+            kept = pts[np.sort(thin_points(pts, cap))]
             w = pixel_counts(pts, kept)
             pts = kept
         points[name] = np.ascontiguousarray(pts, dtype=np.float32).reshape(-1, 2)
