@@ -27,7 +27,7 @@ from fitter.batch.backend import BackendSpec
 from fitter.batch.discover import ImageItem
 from fitter.batch.quality import QualityConfig, QualityMetrics, assess, cleaned_fit_labels, present_part_iou
 from fitter.batch.runner import BatchJob, BatchStopped, JobLock, plan_job, run_job
-from fitter.batch.stages import fit_with_fallback
+from fitter.fallback import fit_with_fallback
 from fitter.config import FitConfig
 from fitter.errors import ImageReadError, ModelError, NoFaceError, PrdlfitError
 from fitter.outputs.atomic import write_text_atomic
