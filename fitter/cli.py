@@ -101,7 +101,7 @@ def check_environment() -> None:
 DEFAULT_BATCH_SIZE = 1
 
 
-def fit_settings(config: Optional[Path], overrides: Overrides):
+def fit_settings(config: Optional[Path], overrides: Overrides) -> Settings:
     """The config file and the command line merged (:func:`fitter.settings.load_settings`), with
     this command's default batch size.
 

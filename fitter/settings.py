@@ -32,10 +32,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Collection, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Collection, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from fitter.checks import check_bool, check_int
 from fitter.config import FitConfig, parse_loss_option, resolve_device
+
+if TYPE_CHECKING:  # imported lazily at run time: the targets module pulls in the mediapipe stack
+    from fitter.batch.quality import QualityConfig
+    from fitter.targets.pipeline import TargetConfig
 
 PathLike = Union[str, Path]
 
@@ -95,11 +99,14 @@ class Overrides:
 
 @dataclass
 class Settings:
-    """Everything a run is configured with (see the module docstring for the file format)."""
+    """Everything a run is configured with (see the module docstring for the file format).
+
+    ``targets`` and ``quality`` left None become their defaults.
+    """
 
     fit: FitConfig = field(default_factory=FitConfig)
-    targets: object = None  # fitter.targets.pipeline.TargetConfig (imported lazily: mediapipe stack)
-    quality: object = None  # fitter.batch.quality.QualityConfig
+    targets: Optional[TargetConfig] = None
+    quality: Optional[QualityConfig] = None
     run: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self) -> None:
