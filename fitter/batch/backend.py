@@ -88,8 +88,12 @@ class PrdlBackend:
 
         self.spec = spec
         self.model = morphable_models.load(spec.model)
-        self.target_config = spec.target_config if spec.target_config is not None else _default_target_config()
         self.fitter = Fitter(self.model, spec.fit_config, self.target_config)
+
+    @property
+    def target_config(self):
+        """The spec's ``TargetConfig`` (its defaults when the spec has none)."""
+        return self.spec.target_config if self.spec.target_config is not None else _default_target_config()
 
     @classmethod
     def preflight(cls, spec: BackendSpec) -> None:
