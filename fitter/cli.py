@@ -10,15 +10,17 @@ import importlib
 import importlib.util
 import sys
 from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import click
 
 from fitter import __version__
-from fitter.config import FitConfig, parse_loss_option, resolve_device
-from fitter.errors import FitError, ImageReadError, ModelError, NoFaceError, PrdlfitError
+from fitter.config import parse_loss_option
+from fitter.errors import FitError, ImageReadError, ModelError, NoFaceError, NonFiniteFitError, PrdlfitError
+from fitter.failures import classify
+from fitter.settings import Overrides, Settings, load_settings
 
 #: exit codes of ``prdlfit fit`` (also in the README and ``prdlfit fit --help``)
 EXIT_OK = 0
@@ -94,137 +96,23 @@ def check_environment() -> None:
         fail(err)
 
 
-# ====================================================================== fit: options -> configs
-@dataclass
-class FitOptions:
-    """Everything ``prdlfit fit`` needs, after merging the config file and the command line."""
-
-    fit: FitConfig
-    targets: object  # fitter.targets.pipeline.TargetConfig
-    model: str = "ict"
-    batch_size: int = 1
-    overlay: bool = True
-    quiet: bool = False
+# ====================================================================== fit: options -> settings
+#: faces per optimization of ``prdlfit fit`` when neither the command line nor the config file says
+DEFAULT_BATCH_SIZE = 1
 
 
-def read_config_file(path: Path) -> Dict[str, object]:
-    """A YAML (``.yaml``/``.yml``, or ``.json`` read as YAML) or TOML (``.toml``) mapping; ValueError
-    naming the file otherwise."""
-    suffix = path.suffix.lower()
-    if suffix not in (".toml", ".yaml", ".yml", ".json"):
-        raise ValueError(f"config {path}: use a .yaml, .yml, .json or .toml file")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if suffix == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-    except Exception as err:  # yaml.YAMLError, tomllib.TOMLDecodeError
-        raise ValueError(f"config {path}: {' '.join(str(err).split())}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"config {path}: must hold a mapping of option names to values")
-    return data
-
-
-def split_config(data: Dict[str, object], target_fields: Sequence[str]) -> Tuple[dict, dict, dict]:
-    """Config mapping -> (FitConfig keys, TargetConfig keys, command keys).
-
-    Keys may be flat (sorted by which config knows them; ``device`` goes to the fit) or in
-    sections ``fit:`` / ``targets:``. Command keys: ``model``, ``batch_size``, ``overlay``.
-    Raises ValueError naming unknown keys.
-    """
-    fit_names = {f.name for f in fields(FitConfig)}
-    command_names = {"model", "batch_size", "overlay"}
-    fit_d = dict(data.get("fit") or {})
-    tgt_d = dict(data.get("targets") or {})
-    cmd_d: dict = {}
-    unknown = []
-    for key, value in data.items():
-        if key in ("fit", "targets"):
-            continue
-        if key in fit_names:
-            fit_d[key] = value
-        elif key in target_fields:
-            tgt_d[key] = value
-        elif key in command_names:
-            cmd_d[key] = value
-        else:
-            unknown.append(key)
-    unknown += [f"fit.{k}" for k in fit_d if k not in fit_names]
-    unknown += [f"targets.{k}" for k in tgt_d if k not in target_fields]
-    if unknown:
-        raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}; known: FitConfig fields "
-                         f"({', '.join(sorted(fit_names))}), target options ({', '.join(sorted(target_fields))}), "
-                         f"and {', '.join(sorted(command_names))}")
-    return fit_d, tgt_d, cmd_d
-
-
-def check_config_values(path: Path, fit_d: dict, tgt_d: dict, cmd_d: dict) -> None:
-    """Check the values of a config file on their own (before the command line is merged in), so
-    an error names the file; ValueError ``config FILE: <key> must be ...``."""
-    from fitter.checks import check_bool, check_int
-    from fitter.targets.pipeline import TargetConfig
-
-    try:
-        FitConfig.from_dict(dict(fit_d))
-        TargetConfig(**tgt_d)
-        if "batch_size" in cmd_d:
-            check_int("batch_size", cmd_d["batch_size"], lo=1)
-        if "overlay" in cmd_d:
-            check_bool("overlay", cmd_d["overlay"])
-        if "model" in cmd_d and not isinstance(cmd_d["model"], str):
-            raise ValueError(f"model must be a name or a path, got {cmd_d['model']!r}")
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"config {path}: {' '.join(str(err).split())}") from None
-
-
-def build_fit_options(config: Optional[Path], model: Optional[str], device: Optional[str],
-                      optimizer: Optional[str], iters: Optional[int], rigid_iters: Optional[int],
-                      lr: Optional[float], losses: Sequence[str], seed: Optional[int], size: Optional[int],
-                      all_faces: bool, landmarks: Optional[Path], batch_size: Optional[int], overlay: bool,
-                      snapshots: Optional[int], quiet: bool) -> FitOptions:
-    """Merge the config file and the command line (the command line wins) into :class:`FitOptions`.
+def fit_settings(config: Optional[Path], overrides: Overrides) -> Settings:
+    """The config file and the command line merged (:func:`fitter.settings.load_settings`), with
+    this command's default batch size.
 
     Raises:
-        ValueError / TypeError: a bad value or key (the CLI turns it into a usage error).
+        ValueError / TypeError: a bad value, key or file (the CLI turns it into a usage error).
         RuntimeError: ``--device cuda`` without a GPU.
     """
-    from fitter.targets.pipeline import TargetConfig
-
-    target_fields = [f.name for f in fields(TargetConfig)]
-    data = read_config_file(config) if config else {}
-    fit_d, tgt_d, cmd_d = split_config(data, target_fields)
-    if config:
-        check_config_values(config, fit_d, tgt_d, cmd_d)
-    weights = dict(fit_d.pop("loss_weights", None) or {})
-    for text in losses:
-        name, w = parse_loss_option(text)
-        weights[name] = w
-    fit_d["loss_weights"] = weights
-    for key, value in (("optimizer", optimizer), ("iters", iters), ("rigid_iters", rigid_iters), ("lr", lr),
-                       ("seed", seed), ("snapshot_every", snapshots), ("device", device)):
-        if value is not None:
-            fit_d[key] = value
-    fit_d["device"] = resolve_device(str(fit_d.get("device", "auto")))
-    fit_cfg = FitConfig.from_dict(fit_d)
-    if size is not None:
-        tgt_d["size"] = size
-    if all_faces:
-        tgt_d["all_faces"] = True
-    if landmarks is not None:
-        tgt_d["landmarks"] = "file"
-        tgt_d["landmark_file"] = str(landmarks)
-    tgt_cfg = TargetConfig(**tgt_d)
-    tgt_cfg.validate()
-    bs = int(batch_size if batch_size is not None else cmd_d.get("batch_size", 1))
-    if bs < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {bs}")
-    return FitOptions(fit=fit_cfg, targets=tgt_cfg, model=str(model or cmd_d.get("model", "ict")), batch_size=bs,
-                      overlay=bool(cmd_d.get("overlay", True)) and overlay, quiet=quiet)
+    settings = load_settings(config, overrides)
+    if settings.run.batch_size is None:
+        settings.run.batch_size = DEFAULT_BATCH_SIZE
+    return settings
 
 
 def _check_loss(ctx, param, values):
@@ -296,10 +184,6 @@ def _write_message(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
-def _code(err: BaseException) -> int:
-    return int(getattr(err, "exit_code", EXIT_SOME_FAILED)) if isinstance(err, PrdlfitError) else EXIT_SOME_FAILED
-
-
 def face_jobs(images: Sequence[Path], names: Sequence[str], out: Path, target_config, tally: RunTally
               ) -> Iterator[FaceJob]:
     """Read each image and build its targets, lazily; failures go to ``tally`` and are skipped."""
@@ -313,7 +197,7 @@ def face_jobs(images: Sequence[Path], names: Sequence[str], out: Path, target_co
             loaded = load_image(image, max_pixels=target_config.max_pixels, max_side=target_config.max_side)
             found = build_targets(loaded, target_config)
         except Exception as err:  # one bad image never stops the others
-            tally.fail(image, _code(err), _message(err, image))
+            tally.fail(image, classify(err, "targets").exit_code, _message(err, image))
             continue
         if not found:
             tally.fail(image, NoFaceError.exit_code, "no face found")
@@ -359,37 +243,39 @@ class Progress:
             self.bar = None
 
 
-def fit_batch(fitter, batch: List[FaceJob], opts: FitOptions, model, tally: RunTally) -> None:
-    """Fit one batch (retrying face by face if the batch as a whole fails) and write the outputs."""
+def fit_batch(fitter, batch: List[FaceJob], settings: Settings, quiet: bool, model, tally: RunTally) -> None:
+    """Fit one batch and write the outputs; failures are confined to their faces by
+    :func:`fitter.fallback.fit_with_fallback` (the fallback of ``prdlfit batch`` too)."""
+    from fitter.fallback import fit_with_fallback
     from fitter.outputs.writer import discard_outputs, write_fit_outputs
 
-    label = ", ".join(j.out_dir.name for j in batch)
-    progress = Progress(label if len(label) < 40 else f"{len(batch)} faces", opts.quiet)
-    try:
-        results = fitter.fit([j.targets for j in batch], progress=progress)
-    except Exception as err:
-        progress.close()
-        if len(batch) > 1:
-            for job in batch:
-                fit_batch(fitter, [job], opts, model, tally)
-            return
-        tally.fail(batch[0].image, _code(err), _message(err, batch[0].image))
-        return
-    finally:
-        progress.close()
-    for job, result in zip(batch, results):
-        if result.failure:
-            tally.fail(job.image, FitError.exit_code, f"fit failed: {result.failure}")
-            continue
+    job_of = {id(j.targets): j for j in batch}
+
+    def fit(targets):
+        label = ", ".join(job_of[id(t)].out_dir.name for t in targets)
+        progress = Progress(label if len(label) < 40 else f"{len(targets)} faces", quiet)
         try:
-            paths = write_fit_outputs(result, model, job.out_dir, original_image=job.photo, overlay=opts.overlay,
-                                      target_config=opts.targets)
+            return fitter.fit(list(targets), progress=progress)
+        finally:
+            progress.close()
+
+    for job, outcome in zip(batch, fit_with_fallback(fit, [j.targets for j in batch])):
+        if outcome.failure is not None:
+            err = outcome.failure.error
+            text = f"fit failed: {err}" if isinstance(err, NonFiniteFitError) else _message(err, job.image)
+            tally.fail(job.image, outcome.failure.exit_code, text)
+            continue
+        result = outcome.result
+        try:
+            paths = write_fit_outputs(result, model, job.out_dir, original_image=job.photo,
+                                      overlay=settings.run.overlay, target_config=settings.targets)
         except Exception as err:
             discard_outputs(job.out_dir)  # no partial folder is left behind (e.g. on a full disk)
-            tally.fail(job.image, _code(err), f"cannot write outputs to {job.out_dir}: {_write_message(err)}")
+            tally.fail(job.image, classify(err, "write").exit_code,
+                       f"cannot write outputs to {job.out_dir}: {_write_message(err)}")
             continue
         tally.fitted[str(job.image)] = tally.fitted.get(str(job.image), 0) + 1
-        if not opts.quiet:
+        if not quiet:
             total = result.final_losses.get("total", float("nan"))
             click.echo(f"ok: {job.image} -> {paths['json'].parent} ({result.iterations} iterations, "
                        f"loss {total:.5g}, {'converged' if result.converged else 'iteration cap'})", err=True)
@@ -410,8 +296,9 @@ def fit_batch(fitter, batch: List[FaceJob], opts: FitOptions, model, tally: RunT
 @click.option("--loss", "losses", multiple=True, metavar="NAME=W", callback=_check_loss,
               help="Loss weight, repeatable (e.g. --loss prdl=0.8e-3 --loss chamfer=0).")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="YAML or TOML file of the same options (FitConfig keys, target options, model, "
-                   "batch_size); the command line overrides it.")
+              help="YAML, JSON or TOML file: sections fit/targets/run (quality: batch only) or their "
+                   "keys flat (FitConfig keys, target options, model, batch_size, overlay); the command "
+                   "line overrides it.")
 @click.option("--seed", type=int, default=None, help="Random seed.")
 @click.option("--size", type=click.IntRange(min=16), default=None, help="Fitting crop size in pixels.  [default: 224]")
 @click.option("--all-faces", is_flag=True, help="Fit every face; faces after the largest go to DIR/<stem>_face<k>/.")
@@ -431,8 +318,10 @@ def fit_command(images, output, model, device, optimizer, iters, rigid_iters, lr
     the others: each failure prints one line `error: <file>: <message>` to stderr.
     """
     try:
-        opts = build_fit_options(config, model, device, optimizer, iters, rigid_iters, lr, losses, seed, size,
-                                 all_faces, landmarks, batch_size, not no_overlay, snapshots, quiet)
+        settings = fit_settings(config, Overrides(
+            model=model, device=device, optimizer=optimizer, iters=iters, rigid_iters=rigid_iters, lr=lr,
+            losses=tuple(losses), seed=seed, snapshot_every=snapshots, size=size, all_faces=all_faces or None,
+            landmarks=landmarks, batch_size=batch_size, overlay=False if no_overlay else None))
         names = output_names(list(images))
         if landmarks is not None and landmarks.is_file() and len(images) > 1:
             raise ValueError(f"--landmarks {landmarks} is one file but {len(images)} images were given; "
@@ -450,14 +339,14 @@ def fit_command(images, output, model, device, optimizer, iters, rigid_iters, lr
     try:
         prepare_output_dir(output)  # before any work: a folder we cannot write fails now, not after the fits
         lock = FolderLock(output, "prdlfit")
-        model_obj = morphable_models.load(opts.model)
+        model_obj = morphable_models.load(settings.run.model)
     except PrdlfitError as err:
         fail(err)
-    fitter = Fitter(model_obj, opts.fit, opts.targets)
+    fitter = Fitter(model_obj, settings.fit, settings.targets)
     tally = RunTally()
     try:
-        for batch in _batches(face_jobs(images, names, output, opts.targets, tally), opts.batch_size):
-            fit_batch(fitter, batch, opts, model_obj, tally)
+        for batch in _batches(face_jobs(images, names, output, settings.targets, tally), settings.run.batch_size):
+            fit_batch(fitter, batch, settings, quiet, model_obj, tally)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
@@ -493,9 +382,7 @@ def demo_command(output, iters, rigid_iters, device):
     """Fit the bundled photo (NASA portrait of astronaut Eileen Collins, public domain) with the
     default model and write every output; works offline."""
     try:
-        opts = build_fit_options(config=None, model=None, device=device, optimizer=None, iters=iters,
-                                 rigid_iters=rigid_iters, lr=None, losses=(), seed=None, size=None, all_faces=False,
-                                 landmarks=None, batch_size=None, overlay=True, snapshots=5, quiet=False)
+        settings = fit_settings(None, Overrides(device=device, iters=iters, rigid_iters=rigid_iters, snapshot_every=5))
     except RuntimeError as err:
         raise click.BadParameter(str(err), param_hint="--device") from None
     check_environment()
@@ -503,13 +390,13 @@ def demo_command(output, iters, rigid_iters, device):
     from fitter.optimize import Fitter
 
     try:
-        model_obj = morphable_models.load(opts.model)
+        model_obj = morphable_models.load(settings.run.model)
     except PrdlfitError as err:
         fail(err)
-    click.echo(f"fitting {DEMO_PHOTO.name} ({model_obj.name} model, {opts.fit.device}) ...", err=True)
-    fitter, tally = Fitter(model_obj, opts.fit, opts.targets), RunTally()
-    for batch in _batches(face_jobs([DEMO_PHOTO], [DEMO_PHOTO.stem], output, opts.targets, tally), 1):
-        fit_batch(fitter, batch, opts, model_obj, tally)
+    click.echo(f"fitting {DEMO_PHOTO.name} ({model_obj.name} model, {settings.fit.device}) ...", err=True)
+    fitter, tally = Fitter(model_obj, settings.fit, settings.targets), RunTally()
+    for batch in _batches(face_jobs([DEMO_PHOTO], [DEMO_PHOTO.stem], output, settings.targets, tally), 1):
+        fit_batch(fitter, batch, settings, False, model_obj, tally)
     if tally.failed:
         sys.exit(tally.exit_code())
     res = output / DEMO_PHOTO.stem

@@ -25,3 +25,11 @@ class FitError(PrdlfitError):
     """The optimization failed (NaN, diverged)."""
 
     exit_code = 6
+
+
+class NonFiniteFitError(FitError):
+    """The fit's loss or numbers stopped being finite (NaN / inf)."""
+
+
+class DiskFullError(PrdlfitError):
+    """The output disk is full (ENOSPC / EDQUOT): every next write fails too."""

@@ -27,9 +27,9 @@ from fitter.batch.backend import BackendSpec
 from fitter.batch.discover import ImageItem
 from fitter.batch.quality import QualityConfig, QualityMetrics, assess, cleaned_fit_labels, present_part_iou
 from fitter.batch.runner import BatchJob, BatchStopped, JobLock, plan_job, run_job
-from fitter.batch.stages import fit_with_fallback
 from fitter.config import FitConfig
 from fitter.errors import ImageReadError, ModelError, NoFaceError, PrdlfitError
+from fitter.fallback import fit_with_fallback
 from fitter.outputs.atomic import write_text_atomic
 from fitter.result import Camera, FitResult, LossHistory
 from fitter.targets.types import CropTransform, Targets
@@ -493,7 +493,7 @@ def test_config_file_sections_and_command_line_precedence(tmp_path):
     assert j.quality == QualityConfig(min_part_iou=0.4, max_nme=0.2, require_converged=False)
     assert (j.shard, j.limit, j.batch_size, j.parquet) == ((1, 3), 5, 3, False)
     cfg.write_text("quality: {max_nmee: 1}\n")
-    with pytest.raises(ValueError, match="unknown QualityConfig keys: max_nmee"):
+    with pytest.raises(ValueError, match="unknown config keys: quality.max_nmee"):
         build_job(str(tmp_path), "o", "fake", "auto", 3, 0, "local", None, False, None, None, None, None, (),
                   str(cfg), None, None, None, True, True, None, True, False, FAKE)
 

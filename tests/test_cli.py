@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from fitter.cli import EXIT_CODES_HELP, RunTally, build_fit_options, main
+from fitter.cli import EXIT_CODES_HELP, RunTally, fit_settings, main
+from fitter.settings import Overrides
 from fitter.errors import FitError, ImageReadError, NoFaceError
 
 
@@ -74,11 +75,8 @@ def test_device_cuda_without_gpu_is_usage_error(runner, tmp_path):
 
 # ------------------------------------------------------------------ options -> configs
 def _opts(config=None, **kw):
-    args = dict(config=config, model=None, device=None, optimizer=None, iters=None, rigid_iters=None, lr=None,
-                losses=(), seed=None, size=None, all_faces=False, landmarks=None, batch_size=None, overlay=True,
-                snapshots=None, quiet=False)
-    args.update(kw)
-    return build_fit_options(**args)
+    """Settings as `prdlfit fit` builds them (fitter.settings replaced cli.build_fit_options)."""
+    return fit_settings(config, Overrides(**kw))
 
 
 def test_config_file_toml_and_yaml_with_command_line_override(tmp_path):
@@ -88,13 +86,14 @@ def test_config_file_toml_and_yaml_with_command_line_override(tmp_path):
     o = _opts(toml, iters=7, losses=("prdl=0",))
     assert o.fit.optimizer == "lbfgs" and o.fit.iters == 7  # the command line wins
     assert o.fit.loss_weights["chamfer"] == 0.5 and o.fit.loss_weights["prdl"] == 0.0
-    assert o.targets.size == 256 and o.targets.margin == 0.4 and o.model == "sfm"
+    assert o.targets.size == 256 and o.targets.margin == 0.4 and o.run.model == "sfm"
     assert o.fit.device == "cpu" or o.fit.device.startswith("cuda")  # auto resolved
     yaml = tmp_path / "c.yaml"
     yaml.write_text("fit:\n  rigid_iters: 3\n  seed: 9\nbatch_size: 4\n")
-    o = _opts(yaml, snapshots=5, landmarks=tmp_path)
-    assert o.fit.rigid_iters == 3 and o.fit.seed == 9 and o.batch_size == 4 and o.fit.snapshot_every == 5
+    o = _opts(yaml, snapshot_every=5, landmarks=tmp_path)
+    assert o.fit.rigid_iters == 3 and o.fit.seed == 9 and o.run.batch_size == 4 and o.fit.snapshot_every == 5
     assert o.targets.landmarks == "file" and o.targets.landmark_file == str(tmp_path)
+    assert _opts().run.batch_size == 1  # prdlfit fit's default
 
 
 def test_config_file_errors(tmp_path):

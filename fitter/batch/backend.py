@@ -88,8 +88,12 @@ class PrdlBackend:
 
         self.spec = spec
         self.model = morphable_models.load(spec.model)
-        self.target_config = spec.target_config if spec.target_config is not None else _default_target_config()
         self.fitter = Fitter(self.model, spec.fit_config, self.target_config)
+
+    @property
+    def target_config(self):
+        """The spec's ``TargetConfig`` (its defaults when the spec has none)."""
+        return self.spec.target_config if self.spec.target_config is not None else _default_target_config()
 
     @classmethod
     def preflight(cls, spec: BackendSpec) -> None:
@@ -113,9 +117,24 @@ class PrdlBackend:
         return list(self.fitter.fit(list(targets)))
 
     def write(self, result: FitResult, out_dir: Path) -> None:
+        """The outputs ``prdlfit fit`` writes: the same files, ``fit.json`` with the same configs."""
         from fitter.outputs.writer import write_fit_outputs
 
-        write_fit_outputs(result, self.model, out_dir, original_image=None, overlay=self.spec.overlay)
+        photo = self._photo(result) if self.spec.overlay else None
+        write_fit_outputs(result, self.model, out_dir, original_image=photo, overlay=self.spec.overlay,
+                          target_config=self.target_config)
+
+    def _photo(self, result: FitResult):
+        """The photo as the targets read it (same size limits), for the overlay; None if unreadable."""
+        from fitter.errors import ImageReadError
+        from fitter.targets.io import load_image
+
+        source = result.targets.source if result.targets is not None else ""
+        try:
+            return load_image(source, max_pixels=self.target_config.max_pixels,
+                              max_side=self.target_config.max_side).rgb if source else None
+        except ImageReadError:
+            return None
 
     def metrics(self, result: FitResult) -> QualityMetrics:
         return fit_quality_metrics(result, self.model)

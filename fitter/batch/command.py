@@ -1,11 +1,9 @@
 """``prdlfit batch``: the click command (parsing only; the work is in :mod:`fitter.batch.runner`)."""
 from __future__ import annotations
 
-import dataclasses
-import json
 import sys
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 import click
 
@@ -13,87 +11,43 @@ from fitter.batch.backend import DEFAULT_BACKEND, BackendSpec
 from fitter.batch.discover import parse_shard
 from fitter.batch.quality import QualityConfig
 from fitter.batch.runner import BatchJob, run_job
-from fitter.config import FitConfig, parse_loss_option
 from fitter.errors import PrdlfitError
+from fitter.settings import Overrides, load_settings
 from fitter.targets.mediapipe_env import check_protobuf
 
 _DEFAULT_QUALITY = QualityConfig()
+#: images per optimization when neither the command line nor the config file says
+DEFAULT_BATCH_SIZE = 4
 
 
-def load_config_file(path: Path) -> Tuple[Dict[str, object], Dict[str, object], Dict[str, object]]:
-    """A YAML/JSON config -> (FitConfig keys, TargetConfig keys, QualityConfig keys).
+def build_job(input_path: str, out: str, model: Optional[str], device: Optional[str], batch_size: Optional[int],
+              workers: Optional[int], engine: str, ray_address: Optional[str], retry_failed: bool,
+              limit: Optional[int], shard: Optional[str], iters: Optional[int], rigid_iters: Optional[int],
+              losses: Tuple[str, ...], config: Optional[str], min_part_iou: Optional[float],
+              max_nme: Optional[float], require_converged: Optional[bool], report: bool, parquet: bool,
+              seed: Optional[int], overlay: Optional[bool], progress: bool, backend: str,
+              force: bool = False) -> BatchJob:
+    """Options -> :class:`BatchJob`: the config file and the command line merged by
+    :func:`fitter.settings.load_settings` (the rules of ``prdlfit fit``; the command line wins).
 
-    Either flat FitConfig keys, or sections ``fit:``, ``targets:``, ``quality:``.
+    ``device: auto`` is resolved here, except with the Ray engine, whose actors may run on machines
+    with other devices (each worker resolves it there).
+
+    Raises:
+        ValueError / TypeError: a bad value, key or file (a usage error).
+        RuntimeError: ``--device cuda`` without a GPU.
     """
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".json":
-        data = json.loads(text)
-    else:
-        import yaml
-
-        data = yaml.safe_load(text) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"config {path} must hold a mapping")
-    fit = dict(data.get("fit") or {})
-    targets = dict(data.get("targets") or {})
-    quality = dict(data.get("quality") or {})
-    fit.update({k: v for k, v in data.items() if k not in ("fit", "targets", "quality")})
-    return fit, targets, quality
-
-
-def dataclass_from_dict(cls, d: Dict[str, object]):
-    """``cls(**d)`` with nested dataclass fields built from nested dicts; unknown keys raise ValueError."""
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - set(known))
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} keys: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    kwargs = {}
-    for k, v in d.items():
-        f = known[k]
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        if isinstance(v, dict) and dataclasses.is_dataclass(default):
-            v = dataclass_from_dict(type(default), v)
-        kwargs[k] = v
-    return cls(**kwargs)
-
-
-def build_job(input_path: str, out: str, model: str, device: str, batch_size: int, workers: Optional[int],
-              engine: str, ray_address: Optional[str], retry_failed: bool, limit: Optional[int],
-              shard: Optional[str], iters: Optional[int], rigid_iters: Optional[int], losses: Tuple[str, ...],
-              config: Optional[str], min_part_iou: Optional[float], max_nme: Optional[float],
-              require_converged: Optional[bool], report: bool, parquet: bool, seed: Optional[int],
-              overlay: bool, progress: bool, backend: str, force: bool = False) -> BatchJob:
-    """Options -> :class:`BatchJob` (command-line values override the config file)."""
-    fit_d, target_d, quality_d = load_config_file(Path(config)) if config else ({}, {}, {})
-    weights = dict(fit_d.pop("loss_weights", None) or {})
-    for text in losses:
-        name, w = parse_loss_option(text)
-        weights[name] = w
-    if weights:
-        fit_d["loss_weights"] = weights
-    for key, value in (("iters", iters), ("rigid_iters", rigid_iters), ("seed", seed)):
-        if value is not None:
-            fit_d[key] = value
-    fit_d["device"] = device if device != "auto" or "device" not in fit_d else fit_d["device"]
-    fit_config = FitConfig.from_dict(fit_d)
-    target_config = None
-    if target_d:
-        from fitter.targets.pipeline import TargetConfig
-
-        target_config = dataclass_from_dict(TargetConfig, target_d)
-    q = dict(quality_d)
-    if min_part_iou is not None:
-        q["min_part_iou"] = min_part_iou
-    if max_nme is not None:
-        q["max_nme"] = max_nme
-    if require_converged is not None:
-        q["require_converged"] = require_converged
+    settings = load_settings(config, Overrides(
+        model=model, device=device, iters=iters, rigid_iters=rigid_iters, losses=tuple(losses), seed=seed,
+        batch_size=batch_size, overlay=overlay, min_part_iou=min_part_iou, max_nme=max_nme,
+        require_converged=require_converged), resolve=engine != "ray")
+    run = settings.run
     return BatchJob(
         input=Path(input_path), out=Path(out),
-        backend=BackendSpec(model=model, fit_config=fit_config, target_config=target_config, overlay=overlay,
-                            backend=backend),
-        quality=dataclass_from_dict(QualityConfig, q), batch_size=batch_size, workers=workers, engine=engine,
-        ray_address=ray_address,
+        backend=BackendSpec(model=run.model, fit_config=settings.fit, target_config=settings.targets,
+                            overlay=run.overlay, backend=backend),
+        quality=settings.quality, batch_size=run.batch_size if run.batch_size is not None else DEFAULT_BATCH_SIZE,
+        workers=workers, engine=engine, ray_address=ray_address,
         retry_failed=retry_failed, limit=limit, shard=parse_shard(shard) if shard else None,
         report=report, parquet=parquet, progress=progress, force=force,
     )
@@ -103,9 +57,10 @@ def build_job(input_path: str, out: str, model: str, device: str, batch_size: in
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=str))
 @click.option("-o", "--out", required=True, type=click.Path(path_type=str),
               help="Output folder: OUT/<image>/ per image, OUT/manifest.jsonl, OUT/manifest.parquet, OUT/report/.")
-@click.option("--model", default="ict", show_default=True, help="Model name or file.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--batch-size", default=4, show_default=True, type=int, help="Images per optimization.")
+@click.option("--model", default=None, help="Model name or file.  [default: ict]")
+@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N.  [default: auto]")
+@click.option("--batch-size", default=None, type=int,
+              help=f"Images per optimization.  [default: {DEFAULT_BATCH_SIZE}]")
 @click.option("--workers", default=None, type=int,
               help="Worker processes [default: one per GPU on CUDA, else half the CPU cores; 0 = in this process].")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
@@ -117,7 +72,8 @@ def build_job(input_path: str, out: str, model: str, device: str, batch_size: in
 @click.option("--rigid-iters", default=None, type=int, help="Rigid-stage iteration cap.")
 @click.option("--loss", "losses", multiple=True, metavar="NAME=W", help="Loss weight (repeatable).")
 @click.option("--config", default=None, type=click.Path(exists=True, dir_okay=False, path_type=str),
-              help="YAML/JSON: FitConfig keys, or sections fit/targets/quality.")
+              help="YAML, JSON or TOML file: sections fit/targets/quality/run or their keys flat "
+                   "(as for `prdlfit fit`); the command line overrides it.")
 @click.option("--min-part-iou", default=None, type=float,
               help=f"Quality: lowest mean Part IoU [default: {_DEFAULT_QUALITY.min_part_iou}].")
 @click.option("--max-nme", default=None, type=float,
@@ -127,7 +83,7 @@ def build_job(input_path: str, out: str, model: str, device: str, batch_size: in
 @click.option("--report/--no-report", default=True, show_default=True, help="Write OUT/report/.")
 @click.option("--parquet/--no-parquet", default=True, show_default=True, help="Write OUT/manifest.parquet.")
 @click.option("--seed", default=None, type=int)
-@click.option("--overlay/--no-overlay", default=True, show_default=True, help="Write overlay images.")
+@click.option("--overlay/--no-overlay", default=None, help="Write overlay images.  [default: overlay]")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--force", is_flag=True,
               help="Resume even if the settings differ from the run that started OUT (OUT/settings.json).")
@@ -145,6 +101,8 @@ def batch_command(input_path, out, model, device, batch_size, workers, engine, r
         job = build_job(input_path, out, model, device, batch_size, workers, engine, ray_address, retry_failed,
                         limit, shard, iters, rigid_iters, losses, config, min_part_iou, max_nme, require_converged,
                         report, parquet, seed, overlay, progress, backend, force)
+    except RuntimeError as err:
+        raise click.BadParameter(str(err), param_hint="--device") from None
     except (ValueError, TypeError, OSError) as err:
         raise click.UsageError(" ".join(str(err).split())) from None
     except PrdlfitError as err:

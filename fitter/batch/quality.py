@@ -19,6 +19,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from fitter.checks import check_bool, check_float
 from morphable_models.model import PART_NAMES
 
 GOOD = "good"
@@ -41,10 +42,12 @@ class QualityConfig:
     require_converged: bool = True
 
     def __post_init__(self) -> None:
-        if self.min_part_iou is not None and not 0.0 <= self.min_part_iou <= 1.0:
-            raise ValueError(f"min_part_iou must be in [0, 1], got {self.min_part_iou}")
-        if self.max_nme is not None and not self.max_nme >= 0.0:
-            raise ValueError(f"max_nme must be >= 0, got {self.max_nme}")
+        """Check every value; ValueError naming the first bad one."""
+        if self.min_part_iou is not None:
+            self.min_part_iou = check_float("min_part_iou", self.min_part_iou, lo=0.0, hi=1.0)
+        if self.max_nme is not None:
+            self.max_nme = check_float("max_nme", self.max_nme, lo=0.0)
+        self.require_converged = check_bool("require_converged", self.require_converged)
 
 
 @dataclass

@@ -16,6 +16,7 @@ from fitter.batch.discover import ImageItem
 from fitter.batch.manifest import ManifestRow
 from fitter.batch.quality import QualityConfig
 from fitter.batch.stages import StageContext, process_batch
+from fitter.config import resolve_device
 from fitter.errors import PrdlfitError
 
 
@@ -94,7 +95,8 @@ def run_batch(items: Sequence[ImageItem]) -> List[ManifestRow]:
 
 
 def _device_for_slot(config, slot: int):
-    """Spread workers over GPUs: ``cuda``/``auto`` with N GPUs -> ``cuda:{slot % N}``."""
+    """Spread workers over GPUs: ``cuda``/``auto`` with N GPUs -> ``cuda:{slot % N}``; ``auto``
+    without a GPU -> ``cpu`` (the parent leaves ``auto`` to the workers only on Ray)."""
     if config.device not in ("auto", "cuda"):
         return config
     try:
@@ -104,7 +106,7 @@ def _device_for_slot(config, slot: int):
     except Exception:  # noqa: BLE001
         n = 0
     if n == 0:
-        return config
+        return config if config.device != "auto" else replace(config, device=resolve_device("auto"))
     return replace(config, device=f"cuda:{slot % n}")
 
 

@@ -18,7 +18,6 @@ from torch import Tensor
 
 from fitter import losses as L
 from fitter.geometry.areas import lumped_point_weights, triangle_areas_2d
-from fitter.geometry.raster import triangle_labels
 from morphable_models.model import PART_NAMES, MorphableModel
 
 SKIN = PART_NAMES.index("skin")
@@ -38,8 +37,8 @@ class PartTables:
                  max_skin_points: int = 10**9):
         m = model
         self.device = m.mean.device
-        self.all_triangles = torch.cat([m.triangles, m.hole_triangles.to(m.triangles)], 0)
-        self.tri_labels = triangle_labels(self.all_triangles, m.part_labels())
+        self.all_triangles = m.all_triangles
+        self.tri_labels = m.triangle_part_labels
         self.part_triangles = [self.all_triangles[self.tri_labels == p + 1] for p in range(len(PART_NAMES))]
         if part_points == "vertices":
             full_sets = [m.parts[name] for name in PART_NAMES]
