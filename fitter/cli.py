@@ -25,7 +25,6 @@ from fitter.settings import Overrides, Settings, load_settings
 #: exit codes of ``prdlfit fit`` (also in the README and ``prdlfit fit --help``)
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
-EXIT_USAGE = 2
 
 EXIT_CODES_HELP = f"""\b
 Exit codes:

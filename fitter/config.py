@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Dict, Optional, Tuple
 
 from fitter.checks import check_choice, check_float, check_int
+from fitter.geometry.conventions import FOCAL_224
 
 #: Loss terms the optimizer knows, with the paper's weights where it gives them. A weight of 0
 #: switches a term off. ``--loss NAME=W`` on the command line sets these.
@@ -67,7 +68,8 @@ class FitConfig:
         num_id / num_exp: coefficients optimized (None = all the model has).
         visibility_every: recompute z-buffer visibility every N iterations.
         device: ``auto`` / ``cpu`` / ``cuda``.
-        seed: random seed (FPS start points, any random init).
+        seed: seeds torch's global generator when a Fitter is built. The fit itself draws no random
+            numbers (farthest-point sampling starts at a fixed point); the seed is for user terms.
         snapshot_every: keep the projected points every N iterations in ``FitResult.snapshots``
             (0 = off); used for convergence animations.
         part_weights: per-part PRDL weight w_p (PART_NAMES keys; missing = 1.0).
@@ -107,7 +109,7 @@ class FitConfig:
     max_skin_points: int = 3000
     max_part_points: int = 800
     camera: str = "perspective"
-    focal_224: float = 1015.0
+    focal_224: float = FOCAL_224
     num_id: Optional[int] = None
     num_exp: Optional[int] = None
     visibility_every: int = 10

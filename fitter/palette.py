@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 #: [9, 3] uint8 RGB colour per label: 0 none, then right eye, left eye, right brow, left brow,
 #: nose, upper lip, lower lip, skin (the order of PART_NAMES).
 PART_COLORS: np.ndarray = np.array(

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from fitter import losses as L
-from fitter.geometry.camera import model_to_camera, project_perspective
+from fitter.geometry.camera import FOCAL_224, model_to_camera, project_perspective
 from fitter.geometry.rotation import euler_to_matrix
 from fitter.metrics import render_part_labels
 from fitter.targets.types import CropTransform, Targets
@@ -73,7 +73,7 @@ def render_case(
     exp_coeffs: np.ndarray,
     euler_deg: Tuple[float, float, float],
     size: int = 224,
-    focal_224: float = 1015.0,
+    focal_224: float = FOCAL_224,
     face_fraction: float = 0.5,
     name: str = "case",
 ) -> SyntheticCase:

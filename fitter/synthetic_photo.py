@@ -29,7 +29,7 @@ import torch
 from scipy.interpolate import splev, splprep
 from scipy.spatial import cKDTree
 
-from fitter.geometry.camera import model_to_camera, project_perspective
+from fitter.geometry.camera import model_to_camera
 from fitter.geometry.rotation import euler_to_matrix
 from fitter.geometry.zbuffer import rasterize_depth
 from morphable_models.mesh_ops import boundary_loops

@@ -1,7 +1,26 @@
-"""3D morphable face models: formats, loaders, part annotation. See :mod:`morphable_models.model`."""
-from morphable_models.model import JAW_LANDMARKS, PART_NAMES, MorphableModel
+"""3D morphable face models: formats, loaders, part annotation. See :mod:`morphable_models.model`.
+
+The package itself imports nothing heavy: ``morphable_models.errors`` and ``.files`` load without
+torch; ``MorphableModel``, ``PART_NAMES`` and ``JAW_LANDMARKS`` are read from
+:mod:`morphable_models.model` on first use.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from morphable_models.model import MorphableModel
 
 __all__ = ["MorphableModel", "PART_NAMES", "JAW_LANDMARKS", "load", "prepare", "list_models", "model_info"]
+_FROM_MODEL = ("MorphableModel", "PART_NAMES", "JAW_LANDMARKS")
+
+
+def __getattr__(name: str):
+    if name in _FROM_MODEL:
+        from morphable_models import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module 'morphable_models' has no attribute {name!r}")
 
 
 def load(name_or_path: str = "ict", **kwargs) -> MorphableModel:

@@ -16,9 +16,8 @@ import numpy as np
 from morphable_models.contours import contour_candidates
 from morphable_models.eye_fill import OpeningFill, apply_weights, fill_opening, split_loop
 from morphable_models.mesh_ops import boundary_loops
+from morphable_models.parts import INNER_LIPS, LEFT_EYE, RIGHT_EYE, Openings, PartRules, annotate_parts, inter_ocular
 from morphable_models.polygons import polygon_area
-from morphable_models.parts import (INNER_LIPS, LEFT_EYE, RIGHT_EYE, Openings, PartRules, annotate_parts,
-                                    inter_ocular)
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,8 @@ def lid_margin_loop(vertices: np.ndarray, triangles: np.ndarray, rim: np.ndarray
     return best[1], best[2]
 
 
-def loop_arcs(loop: np.ndarray, vertices: np.ndarray, corner_a: np.ndarray, corner_b: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def loop_arcs(loop: np.ndarray, vertices: np.ndarray, corner_a: np.ndarray,
+              corner_b: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Split an opening's loop at the vertices nearest (xy) to two corner points.
 
     Returns:

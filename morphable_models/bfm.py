@@ -27,8 +27,8 @@ from typing import Dict, List
 import numpy as np
 import torch
 
-from morphable_models.errors import ModelError
 from morphable_models.cache import CacheMeta, save_model
+from morphable_models.errors import ModelError
 from morphable_models.model import PART_NAMES, MorphableModel
 from morphable_models.orientation import apply_flips, axis_flips_from_landmarks, fix_winding
 from morphable_models.safe_npy import load_npy_object

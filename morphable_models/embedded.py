@@ -19,8 +19,8 @@ from typing import Dict, Optional, Union
 
 import numpy as np
 
-from morphable_models.files import atomic_path
 from morphable_models.cache import CacheMeta
+from morphable_models.files import atomic_path
 
 PathLike = Union[str, Path]
 DATA_DIR = Path(__file__).with_name("data")

@@ -24,10 +24,10 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from morphable_models.errors import ModelError
 from morphable_models.assemble import MeshModelArrays, assemble_model
 from morphable_models.cache import CacheMeta, save_model
 from morphable_models.download import fetch_all
+from morphable_models.errors import ModelError
 from morphable_models.obj_io import parse_faces, parse_vertices, read_bytes, sha256_of, triangulate
 
 CONVERTER = "ict"

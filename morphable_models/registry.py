@@ -2,7 +2,8 @@
 
 Names: ``ict`` (default; the compact copy embedded in the package, :mod:`morphable_models.embedded`,
 unless a current cache exists or ``$PRDLFIT_ICT_SOURCE`` names the upstream files to convert;
-``prepare('ict', force=True)`` downloads the pinned ICT-FaceKit commit and converts it), ``sfm`` (from ``$PRDLFIT_SFM_SOURCE`` or ``prepare('sfm', source=DIR)``),
+``prepare('ict', force=True)`` downloads the pinned ICT-FaceKit commit and converts it),
+``sfm`` (from ``$PRDLFIT_SFM_SOURCE`` or ``prepare('sfm', source=DIR)``),
 ``bfm`` (a 3DDFA-V3 ``face_model.npy``: ``$PRDLFIT_BFM_SOURCE``, ``prepare('bfm', source=FILE)`` or
 ``load('/path/face_model.npy')``). Any path to a ``.npz`` written by :mod:`morphable_models.cache`
 loads directly. Converted models live in ``$PRDLFIT_CACHE/models`` (default ``~/.cache/prdlfit``).
@@ -14,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Union
 
-from morphable_models.errors import ModelError
 from morphable_models import bfm, ict, sfm
-from morphable_models.cache import CacheMeta, FORMAT_VERSION, load_model, read_meta
+from morphable_models.cache import FORMAT_VERSION, CacheMeta, load_model, read_meta
 from morphable_models.embedded import embedded_path
+from morphable_models.errors import ModelError
 from morphable_models.landmark_embedding import embed_landmarks, packaged_embedding
 from morphable_models.model import PART_NAMES, MorphableModel
 

@@ -17,10 +17,10 @@ from typing import Dict, List
 
 import numpy as np
 
-from morphable_models.errors import ModelError
 from morphable_models.assemble import MeshModelArrays, assemble_model
 from morphable_models.cache import CacheMeta, save_model
 from morphable_models.download import sha256_file
+from morphable_models.errors import ModelError
 
 CONVERTER = "sfm"
 CONVERTER_VERSION = 1

@@ -129,7 +129,8 @@ def main() -> int:
     parts = [f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, devices: {', '.join(devices)}{gpu}.", ""]
     if "fit" not in args.skip:
         parts += [f"### Time per fit ({args.rigid_iters} rigid + {args.iters} main iterations, lmk + PRDL, Adam)", ""]
-        parts += fit_times(model, devices, [1, 8] + ([64] if args.full else []), args.iters, args.rigid_iters, args.repeats) + [""]
+        sizes = [1, 8] + ([64] if args.full else [])
+        parts += fit_times(model, devices, sizes, args.iters, args.rigid_iters, args.repeats) + [""]
     if "prdl" not in args.skip:
         parts += [f"### PRDL forward + backward (median of {args.repeats})", ""] + prdl_times(devices, args.repeats) + [""]
     if "opt" not in args.skip:

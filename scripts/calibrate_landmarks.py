@@ -27,7 +27,6 @@ import argparse
 import os
 import sys
 import time
-from typing import List
 
 import numpy as np
 import torch

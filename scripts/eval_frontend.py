@@ -163,14 +163,15 @@ def write_overlays(shared: Path, out: Path) -> List[str]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Evaluate the default image front end (Markdown tables).")
     ap.add_argument("--shared", default=default_shared(), help="shared data folder (default $PRDLFIT_SHARED or ../shared)")
-    ap.add_argument("--out", default="out/eval_frontend", help="folder for the overlay PNGs (default out/eval_frontend, git-ignored)")
+    ap.add_argument("--out", default="out/eval_frontend",
+                    help="folder for the overlay PNGs (default out/eval_frontend, git-ignored)")
     args = ap.parse_args(argv)
     shared = Path(args.shared)
     if not (shared / "images").is_dir():
         print(f"shared data not found at {shared} (use --shared or PRDLFIT_SHARED)", file=sys.stderr)
         return 2
     build_targets(str(next((shared / "images" / "3ddfa-v3-examples").iterdir())))  # warm up the models
-    print(f"## (a) Landmark NME of the default detector (MediaPipe mesh -> iBUG-68)\n")
+    print("## (a) Landmark NME of the default detector (MediaPipe mesh -> iBUG-68)\n")
     print(f"closed eyes: eye opening < {EYE_CLOSED}; open mouth: mouth opening > {MOUTH_OPEN} (from the annotation)\n")
     print("\n".join(nme_rows(shared)))
     print("\n## (b) Per-part IoU vs CelebAMask-HQ labels (original pixels)\n")

@@ -42,7 +42,7 @@ import glob
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import cv2
@@ -58,8 +58,8 @@ from fitter.targets.pipeline import TargetConfig, build_targets
 from morphable_models.model import PART_NAMES
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report_io import emit  # noqa: E402
 from real_data import SPLITS, split_300w  # noqa: E402
+from report_io import emit  # noqa: E402
 
 #: CelebAMask-HQ id -> our label (i + 1 = PART_NAMES[i]); "left" is the person's left in both.
 CELEBAMASK_TO_PARTS = {5: 1, 4: 2, 7: 3, 6: 4, 2: 5, 11: 6, 12: 7, 1: 8}
@@ -89,7 +89,9 @@ class Item:
 
 def eye_mouth_hard(lm: np.ndarray, eye_thr: float = 0.15, mouth_thr: float = 0.30) -> bool:
     """True for closed eyes (mean opening < eye_thr) or an open mouth (ratio > mouth_thr); 0-based iBUG."""
-    d = lambda a, b: float(np.linalg.norm(lm[a] - lm[b]))
+    def d(a, b):
+        return float(np.linalg.norm(lm[a] - lm[b]))
+
     right = (d(37, 41) + d(38, 40)) / 2 / max(d(36, 39), 1e-9)
     left = (d(43, 47) + d(44, 46)) / 2 / max(d(42, 45), 1e-9)
     mouth = d(62, 66) / max(d(48, 54), 1e-9)
@@ -199,7 +201,9 @@ class EosFitter:
         import eos
 
         self.eos = eos
-        j = lambda n: os.path.join(folder, n)
+        def j(n):
+            return os.path.join(folder, n)
+
         model = eos.morphablemodel.load_model(j("sfm_shape_3448.bin"))
         blend = eos.morphablemodel.load_blendshapes(j("expression_blendshapes_3448.bin"))
         self.model = eos.morphablemodel.MorphableModel(
@@ -374,7 +378,8 @@ def main() -> int:
             pred, valid, t = ef.fit(it.landmarks, image_size(it.image))
             eos_rows.append((landmark_nme(np.nan_to_num(pred), it.landmarks, valid), t))
 
-    text = (f"{sum(it.dataset == '300w' for it in items)} 300-W ({args.split} split), {sum(it.dataset == 'ffhq' for it in items)} ffhq-dev, "
+    n300, nffhq = sum(it.dataset == '300w' for it in items), sum(it.dataset == 'ffhq' for it in items)
+    text = (f"{n300} 300-W ({args.split} split), {nffhq} ffhq-dev, "
             f"{sum(it.dataset == 'celebamask' for it in items)} CelebAMask-HQ photos; {args.rigid_iters} rigid + "
             f"{args.iters} main iterations, batches of {args.batch}, device {args.device}; fit targets: "
             f"{'MediaPipe landmarks (raw photo)' if args.targets == 'frontend' else 'ground-truth landmarks'}; "

@@ -49,7 +49,8 @@ def nme(pred, gt):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", default=os.environ.get("PRDLFIT_SHARED", str(Path(__file__).resolve().parents[1].parent / "shared")))
+    default_shared = str(Path(__file__).resolve().parents[1].parent / "shared")
+    ap.add_argument("--shared", default=os.environ.get("PRDLFIT_SHARED", default_shared))
     ap.add_argument("-k", type=int, default=6)
     args = ap.parse_args(argv)
     folder = Path(args.shared) / "images" / "300w-train"
@@ -69,7 +70,8 @@ def main(argv=None) -> int:
         idx, wts = fit_table(meshes[~te], gts[~te], args.k)
         cv[te] = nme(apply(idx, wts, meshes[te]), gts[te])
     idx, wts = fit_table(meshes, gts, args.k)
-    print(f"# {len(meshes)} faces, 5-fold CV NME {100 * cv.mean():.2f}%, in-sample {100 * nme(apply(idx, wts, meshes), gts).mean():.2f}%")
+    in_sample = 100 * nme(apply(idx, wts, meshes), gts).mean()
+    print(f"# {len(meshes)} faces, 5-fold CV NME {100 * cv.mean():.2f}%, in-sample {in_sample:.2f}%")
     print("TABLE = (")
     for i in range(68):
         items = ", ".join(f"({int(v)}, {w:.3f})" for v, w in zip(idx[i], wts[i]) if w > 0)

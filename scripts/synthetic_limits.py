@@ -39,6 +39,7 @@ from morphable_models.model import PART_NAMES
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report_io import emit  # noqa: E402
 
+
 def case_camera(model, case):
     """(focal px, principal point [1, 2], R [1, 3, 3], t [1, 3]) that rendered ``case``."""
     f32 = dict(dtype=torch.float32, device=model.device)
@@ -179,7 +180,8 @@ def main() -> int:
         v = np.stack(vals)
         out.append(f"| {k} | " + " | ".join(f"{x:.2f}" for x in np.nanmean(v, 0)) + f" | {np.nanmean(np.nanmin(v, 1)):.2f} |")
     out += ["", "### Shape changes the view hardly shows (pose held, similarity aligned away)", "",
-            "| case | yaw | weakest px / mm | directions < 0.1 px/mm | < 0.3 px/mm | of | px moved by the mean face's error, weakest |",
+            "| case | yaw | weakest px / mm | directions < 0.1 px/mm | < 0.3 px/mm | of "
+            "| px moved by the mean face's error, weakest |",
             "|---|---:|---:|---:|---:|---:|---:|"]
     out += weak_rows
     out.append(f"| **mean** | | **{np.mean(weakest):.3f}** | | | | |")

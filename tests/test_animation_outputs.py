@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import fake_photo, make_fake_fit, make_fake_model
 
 from fitter.cli import main
 from fitter.outputs.writer import write_fit_outputs
 from fitter.palette import PART_COLORS
 from morphable_models.arkit import ARKIT_NAMES, ARKIT_SOURCES, ICT_EXP_NAMES, arkit_sources
-from conftest import fake_photo, make_fake_fit, make_fake_model
 
 pygltflib = pytest.importorskip("pygltflib")
 

@@ -19,6 +19,7 @@ from typing import List
 
 import numpy as np
 import pytest
+from conftest import FAKE_BACKEND, make_corpus, noise_image
 from PIL import Image
 
 from fitter.batch import discover as D
@@ -34,8 +35,6 @@ from fitter.outputs.atomic import write_text_atomic
 from fitter.result import Camera, FitResult, LossHistory
 from fitter.targets.types import CropTransform, Targets
 from morphable_models.model import PART_NAMES
-
-from conftest import FAKE_BACKEND, make_corpus, noise_image
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from fitter.cli import EXIT_CODES_HELP, RunTally, fit_settings, main
-from fitter.settings import Overrides
 from fitter.errors import FitError, ImageReadError, NoFaceError
+from fitter.settings import Overrides
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from fitter.errors import (DiskFullError, FitError, ImageReadError, ModelError, NoFaceError, NonFiniteFitError,
-                           PrdlfitError)
+from fitter.errors import DiskFullError, FitError, ImageReadError, ModelError, NoFaceError, NonFiniteFitError, PrdlfitError
 from fitter.failures import FAILURE_TABLE, classify, failure_type
 from fitter.targets.landmark_files import LandmarkFileError
 
@@ -68,9 +67,10 @@ class _StubFitter:
 
 
 def test_fit_command_refits_alone_and_classifies_by_type(tmp_path):
+    from test_outputs import fake_photo, make_fake_fit, make_fake_model
+
     from fitter.cli import FaceJob, RunTally, fit_batch
     from fitter.settings import load_settings
-    from test_outputs import fake_photo, make_fake_fit, make_fake_model
 
     model = make_fake_model()
     result = make_fake_fit(model)

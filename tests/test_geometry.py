@@ -6,12 +6,11 @@ import pytest
 import torch
 
 from fitter.geometry import (
-    label_support,
-    lumped_point_weights,
-    triangle_areas_2d,
     MODEL_TO_CAMERA,
     default_focal,
     euler_to_matrix,
+    label_support,
+    lumped_point_weights,
     masks_to_resolution,
     matrix_to_euler,
     matrix_to_rotation_6d,
@@ -24,6 +23,7 @@ from fitter.geometry import (
     rotation_6d_to_matrix,
     soft_silhouettes,
     splat_depth,
+    triangle_areas_2d,
     triangle_labels,
     zbuffer_visibility,
 )

@@ -19,11 +19,11 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import FAKE_BACKEND as FAKE
+from conftest import make_corpus, make_fake_fit, make_fake_model
 
 from fitter.cli import main
 from fitter.config import FitConfig
-from conftest import FAKE_BACKEND as FAKE, make_corpus
-from conftest import fake_photo, make_fake_fit, make_fake_model
 
 FIT_FAST = ["--iters", "0", "--rigid-iters", "2", "--device", "cpu", "--no-overlay", "-q"]
 COMPLETE = {"mesh.obj", "mesh.ply", "fit.npz", "fit.json", "landmarks2d.npy", "landmarks3d.npy", "parts.png",

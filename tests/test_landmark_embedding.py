@@ -1,13 +1,12 @@
 """Barycentric landmark embedding (morphable_models.landmark_embedding) and the sparse expression prior."""
-import numpy as np
 import pytest
 import torch
+from conftest import make_fake_model
 
 from fitter import losses as L
 from fitter.config import FitConfig
 from fitter.objective import TERM_NEEDS, TERMS
 from morphable_models.landmark_embedding import LandmarkEmbedding, embed_landmarks, packaged_embedding
-from conftest import make_fake_model
 
 
 def _table(model, landmarks=(8, 30)):

@@ -101,8 +101,9 @@ def test_a_bad_protobuf_stops_fit_with_one_line(monkeypatch, tmp_path):
 
 
 def test_curves_animate_writes_only_the_animation(tmp_path, monkeypatch):
-    from fitter.outputs.writer import write_fit_outputs
     from conftest import fake_photo, make_fake_fit, make_fake_model
+
+    from fitter.outputs.writer import write_fit_outputs
 
     model = make_fake_model()
     res = tmp_path / "res" / "photo"

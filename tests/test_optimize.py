@@ -3,14 +3,13 @@ import numpy as np
 import pytest
 import torch
 
-import morphable_models
 from fitter import objective
 from fitter.config import PAPER_LOSS_WEIGHTS, FitConfig
-from fitter.metrics import aligned_vertex_error, face_vertex_indices, part_ious, render_part_labels
 from fitter.fit.point_sets import PartTables, fall_back_when_empty
 from fitter.geometry.procrustes import weak_procrustes
+from fitter.metrics import aligned_vertex_error, face_vertex_indices, part_ious, render_part_labels
 from fitter.optimize import Fitter
-from fitter.synthetic import random_case, render_case, expression_vector
+from fitter.synthetic import expression_vector, random_case, render_case
 from morphable_models.model import PART_NAMES
 
 

@@ -12,12 +12,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
+from conftest import DEPTH, FOCAL, ORIGINAL_SIZE, fake_photo, make_fake_fit, make_fake_model, parse_obj
 
 from fitter.outputs.atomic import write_with_atomic
 from morphable_models.model import PART_NAMES
 
-from conftest import DEPTH, FOCAL, ORIGINAL_SIZE, fake_photo, make_fake_fit, make_fake_model, parse_obj
 
 @pytest.fixture(scope="module")
 def fake_model():

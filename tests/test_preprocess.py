@@ -4,8 +4,14 @@ import numpy as np
 import pytest
 
 from fitter.targets import labels as L
-from fitter.targets.preprocess import (PreprocessConfig, forehead_line, largest_plausible_component, mask_outline,
-                                       targets_from_label_map, thin_points)
+from fitter.targets.preprocess import (
+    PreprocessConfig,
+    forehead_line,
+    largest_plausible_component,
+    mask_outline,
+    targets_from_label_map,
+    thin_points,
+)
 from fitter.targets.types import CropTransform
 from morphable_models.model import PART_NAMES
 

@@ -3,8 +3,16 @@ MediaPipe front end finds, with landmarks near the rendered landmark vertices.""
 import numpy as np
 import pytest
 
-from fitter.synthetic_photo import (closed_curve, fill_holes, inner_holes, random_style, render_photo,
-                                    signed_distance, smooth_noise, vertex_normals)
+from fitter.synthetic_photo import (
+    closed_curve,
+    fill_holes,
+    inner_holes,
+    random_style,
+    render_photo,
+    signed_distance,
+    smooth_noise,
+    vertex_normals,
+)
 
 
 def test_signed_distance_of_a_circle():

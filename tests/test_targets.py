@@ -9,11 +9,9 @@ from PIL import Image
 
 from fitter.errors import ImageReadError, NoFaceError, PrdlfitError
 from fitter.targets import labels as L
-from fitter.targets.crop import (compose, labels_to_original, landmark_box, square_crop, warp_labels,
-                                 warp_to_crop)
+from fitter.targets.crop import compose, labels_to_original, landmark_box, square_crop, warp_labels, warp_to_crop
 from fitter.targets.draw import draw_targets
-from fitter.targets.facer_backend import (FACER_CELEBM_NAMES, FACER_LAPA_NAMES, fix_left_right,
-                                          map_facer_labels)
+from fitter.targets.facer_backend import FACER_CELEBM_NAMES, FACER_LAPA_NAMES, fix_left_right, map_facer_labels
 from fitter.targets.landmark_files import LandmarkFileError, read_landmark_file
 from fitter.targets.mediapipe_68 import TABLE, mesh_to_ibug68
 from fitter.targets.metrics import landmark_nme, mask_iou
@@ -349,9 +347,9 @@ def test_analyze_faces_with_labels_in_photo_pixels(examples):
 
 
 def test_facer_weights_lookup(tmp_path, monkeypatch):
-    from fitter.targets.facer_backend import _weight_file
-
     import torch
+
+    from fitter.targets.facer_backend import _weight_file
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     url = "https://example.org/models/face_parsing.farl.lapa.main_ema_136500_jit191.pt"

@@ -5,11 +5,19 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-
-from fitter.palette import PART_COLORS
-from fitter.outputs.viewer import (RENDERER_UNAVAILABLE, ViewerError, load_scene, render_offscreen,
-                                   scene_meshes, shaded_colors, uv_sphere, view_camera)
 from conftest import fake_photo, make_fake_fit, make_fake_model
+
+from fitter.outputs.viewer import (
+    RENDERER_UNAVAILABLE,
+    ViewerError,
+    load_scene,
+    render_offscreen,
+    scene_meshes,
+    shaded_colors,
+    uv_sphere,
+    view_camera,
+)
+from fitter.palette import PART_COLORS
 
 
 @pytest.fixture(scope="module")

@@ -98,10 +98,10 @@ class PrdlBackend:
     @classmethod
     def preflight(cls, spec: BackendSpec) -> None:
         try:
-            import morphable_models.registry  # noqa: F401
             import fitter.optimize  # noqa: F401
             import fitter.outputs.writer  # noqa: F401
             import fitter.targets.pipeline  # noqa: F401
+            import morphable_models.registry  # noqa: F401
         except ImportError as err:
             raise PrdlfitError(f"the fitting engine is not available: {err}") from None
         import morphable_models

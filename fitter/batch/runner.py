@@ -28,14 +28,22 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from fitter.batch.backend import BackendSpec, preflight
 from fitter.batch.discover import ImageItem, discover, select, short_hash
 from fitter.batch.engine import BatchOutcome, Engine, InProcessEngine, WorkQueue
-from fitter.batch.manifest import (STATUS_FAILED, STATUS_OK, TRANSIENT_KINDS, ManifestRow, ManifestWriter, RowState,
-                                   export_parquet, read_index)
+from fitter.batch.manifest import (
+    STATUS_FAILED,
+    STATUS_OK,
+    TRANSIENT_KINDS,
+    ManifestRow,
+    ManifestWriter,
+    RowState,
+    export_parquet,
+    read_index,
+)
 from fitter.batch.quality import QualityConfig
 from fitter.batch.settings import check_settings, job_settings
 from fitter.batch.stages import failed_row
 from fitter.batch.worker import WorkerSpec
 from fitter.errors import PrdlfitError
-from fitter.outputs.folder import LOCK_NAME, PROBE_PREFIX, FolderLock, prepare_output_dir
+from fitter.outputs.folder import PROBE_PREFIX, FolderLock, prepare_output_dir
 
 MANIFEST_NAME = "manifest.jsonl"
 PARQUET_NAME = "manifest.parquet"

@@ -16,11 +16,7 @@ from typing import Optional, Union
 import torch
 from torch import Tensor
 
-#: Diagonal of the fixed model -> camera axis flip F = diag(1, -1, -1).
-MODEL_TO_CAMERA_DIAG = (1.0, -1.0, -1.0)
-
-#: Focal length in pixels of the paper's setup for a 224-pixel crop (Deep3DFaceRecon camera).
-FOCAL_224 = 1015.0
+from fitter.geometry.conventions import FOCAL_224, MODEL_TO_CAMERA_DIAG  # noqa: F401  (re-exported)
 
 
 def model_to_camera_flip(device: Optional[torch.device] = None, dtype: Optional[torch.dtype] = None) -> Tensor:

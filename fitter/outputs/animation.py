@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import zipfile
 import zlib
-
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional

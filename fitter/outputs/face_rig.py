@@ -78,12 +78,16 @@ def _targets(model: MorphableModel, exp: np.ndarray, n: int):
     deltas, names, weights = [], [], []
     for arkit, idx in sources.items():
         if len(idx) == 1:
-            deltas.append(basis[idx[0]]); names.append(arkit); weights.append(exp[idx[0]])
+            deltas.append(basis[idx[0]])
+            names.append(arkit)
+            weights.append(exp[idx[0]])
         elif len(idx) == 2:
             left, right = idx
-            deltas.append(basis[left] + basis[right]); names.append(arkit)
+            deltas.append(basis[left] + basis[right])
+            names.append(arkit)
             weights.append(0.5 * (exp[left] + exp[right]))
-            deltas.append(basis[left] - basis[right]); names.append(arkit + ASYMMETRY_SUFFIX)
+            deltas.append(basis[left] - basis[right])
+            names.append(arkit + ASYMMETRY_SUFFIX)
             weights.append(0.5 * (exp[left] - exp[right]))
         elif idx:
             raise ValueError(f"{model.name}: ARKit shape {arkit} has {len(idx)} sources; at most 2 are supported")

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 
 from fitter.outputs.mesh_render import render_shaded
-from fitter.palette import FIT_LANDMARK_COLOR, TARGET_LANDMARK_COLOR, label_colors
 from fitter.outputs.parts_map import original_size, part_label_map, points_in_original, scaled_size
+from fitter.palette import FIT_LANDMARK_COLOR, TARGET_LANDMARK_COLOR, label_colors
 from fitter.result import FitResult
 from morphable_models.model import MorphableModel
 

@@ -18,7 +18,6 @@ from fitter.outputs.fitted_mesh import check_result_matches_model
 from fitter.result import FitResult
 from morphable_models.model import MorphableModel
 
-
 #: most pixels rasterized at once for parts.png, and most (triangle, pixel) pairs the z-buffer
 #: holds at once (about 100 bytes each): together they bound the memory a huge photo costs
 BAND_PIXELS = 4_000_000

@@ -34,8 +34,8 @@ from fitter.outputs.animation import snapshots_of
 from fitter.outputs.atomic import PathLike, atomic_path, fsync_dir
 from fitter.outputs.blendshapes import blendshapes_summary, write_blendshapes_json
 from fitter.outputs.curves import plot_history, save_figure, write_curves_csv
-from fitter.outputs.fit_files import fit_arrays, fit_summary, write_fit_json, write_npy, write_npz
 from fitter.outputs.face_rig import FaceRig, face_rig, rig_summary
+from fitter.outputs.fit_files import fit_arrays, fit_summary, write_fit_json, write_npy, write_npz
 from fitter.outputs.fitted_mesh import fitted_mesh
 from fitter.outputs.gltf import write_glb
 from fitter.outputs.mesh_io import write_obj, write_ply

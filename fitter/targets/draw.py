@@ -8,6 +8,7 @@ from fitter.palette import PART_COLORS
 from fitter.targets.types import Targets
 from morphable_models.model import PART_NAMES
 
+
 def draw_targets(targets: Targets, upscale: int = 2, mask_alpha: float = 0.35, points: bool = True,
                  landmarks: bool = True) -> np.ndarray:
     """Render an overlay of ``targets``.

@@ -13,10 +13,10 @@ from typing import List, Tuple
 import numpy as np
 
 from fitter.targets import mesh_parts, skin_refine
+from fitter.targets.crop import warp_to_crop
 from fitter.targets.face import FaceAnalysis
 from fitter.targets.mediapipe_68 import mesh_to_ibug68
 from fitter.targets.mediapipe_mesh import face_meshes, mesh_box
-from fitter.targets.crop import warp_to_crop
 from fitter.targets.types import CropTransform
 
 
