@@ -12,6 +12,11 @@
    Seconds are the fit's wall time × (rigid + main iterations reached) / (all iterations), since
    the history keeps no per-iteration clock.
 
+4. ``--photo IMG``: the time split of one photo through ``prdlfit fit``'s steps in a fresh process
+   each run (startup / targets / fit / outputs; ``scripts/time_split.py``), median of ``--repeats``;
+   the whole-command wall time is measured pairwise against the yardstick with ``farm-bench``
+   (BENCHMARKS.md).
+
 Usage:
     PRDLFIT_CACHE=/work/main/.cache python scripts/bench_speed.py --iters 50 --out speed.md [--full]
 """
@@ -107,6 +112,29 @@ def optimizer_times(model, device: str, iters: int, rigid: int, seed: int) -> Li
     return lines
 
 
+def photo_split(photo: str, repeats: int) -> List[str]:
+    """Median seconds per step of ``scripts/time_split.py`` over ``repeats`` fresh processes."""
+    import json
+    import subprocess
+    import tempfile
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    runs = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as out:
+            t0 = time.perf_counter()
+            line = subprocess.run([sys.executable, os.path.join(here, "time_split.py"), photo, out],
+                                  check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+            row = json.loads(line)
+            row["process"] = time.perf_counter() - t0
+            runs.append(row)
+    keys = ["startup", "targets", "fit", "outputs", "process"]
+    med = {k: float(np.median([r[k] for r in runs])) for k in keys}
+    its = sorted(r["iterations"] for r in runs)
+    return ["| " + " | ".join(keys) + " | iterations |", "|" + "---:|" * (len(keys) + 1),
+            "| " + " | ".join(f"{med[k]:.2f}" for k in keys) + f" | {its[len(its) // 2]} |"]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iters", type=int, default=50)
@@ -118,6 +146,7 @@ def main() -> int:
     ap.add_argument("--devices", nargs="*", default=None, choices=["cpu", "cuda"],
                     help="devices to time (default: cpu, and cuda when available); the Adam/L-BFGS "
                          "comparison runs on the first")
+    ap.add_argument("--photo", default=None, help="also the per-step time split of this photo (CPU)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
@@ -137,6 +166,10 @@ def main() -> int:
         parts += [f"### Adam vs L-BFGS (one synthetic case, {args.opt_iters} main iterations, no early stop, "
                   f"{devices[0]})", ""]
         parts += optimizer_times(model, devices[0], args.opt_iters, args.rigid_iters, seed=0) + [""]
+    if args.photo:
+        parts += [f"### One photo, step by step ({os.path.basename(args.photo)}, default settings, CPU, "
+                  f"median of {args.repeats} fresh processes; seconds)", ""]
+        parts += photo_split(args.photo, args.repeats) + [""]
     text = "\n".join(parts)
     return emit(text, args.out)
 

@@ -67,7 +67,7 @@ class _StubFitter:
 
 
 def test_fit_command_refits_alone_and_classifies_by_type(tmp_path):
-    from test_outputs import fake_photo, make_fake_fit, make_fake_model
+    from conftest import fake_photo, make_fake_fit, make_fake_model
 
     from fitter.cli import FaceJob, RunTally, fit_batch
     from fitter.settings import load_settings

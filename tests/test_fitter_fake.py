@@ -6,7 +6,11 @@ each face ends at its best logged iterate, and that a batch fits each face as if
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,3 +105,40 @@ def test_weak_camera_and_lr_decay_run_through_the_fitter(model):
 def test_fit_refuses_bytes():
     with pytest.raises(TypeError, match="fit"):
         Fitter.fit(object.__new__(Fitter), b"abc")
+
+
+def test_adam_matches_torch_adam_bit_for_bit():
+    from fitter.fit.adam import Adam
+
+    gen = torch.Generator().manual_seed(0)
+    ours = [torch.randn(4, 3, generator=gen).requires_grad_(True), torch.randn(2, generator=gen).requires_grad_(True)]
+    ref = [t.detach().clone().requires_grad_(True) for t in ours]
+    opt = Adam([{"params": [ours[0]], "lr": 0.03}, {"params": [ours[1]], "lr": 0.01}])
+    topt = torch.optim.Adam([{"params": [ref[0]], "lr": 0.03}, {"params": [ref[1]], "lr": 0.01}])
+    for it in range(30):
+        for o, ts in ((opt, ours), (topt, ref)):
+            if it == 15:  # a schedule changes the rates between steps
+                for g in o.param_groups:
+                    g["lr"] *= 0.5
+            o.zero_grad()
+            (ts[0].sin().pow(2).sum() + ts[1].exp().sum()).backward()
+            o.step()
+    assert all(torch.equal(a, b) for a, b in zip(ours, ref))
+
+
+def test_a_fit_does_not_import_the_compiler_stack(fake_model_file):
+    """Building torch.optim.Adam imports torch._dynamo (seconds of startup); the fit must not."""
+    code = (
+        "import sys\n"
+        "from morphable_models import registry\n"
+        "from fitter.config import FitConfig\n"
+        "from fitter.optimize import Fitter\n"
+        "import test_fitter_fake as t\n"
+        f"m = registry.load({str(fake_model_file)!r})\n"
+        "Fitter(m, FitConfig(device='cpu', iters=3, rigid_iters=2, max_skin_points=50)).fit(t._target(m))\n"
+        "assert 'torch._dynamo' not in sys.modules, 'torch._dynamo was imported'\n"
+    )
+    here = Path(__file__).resolve().parent
+    out = subprocess.run([sys.executable, "-c", code], cwd=here, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": f"{here}{os.pathsep}{here.parent}"})
+    assert out.returncode == 0, out.stderr[-2000:]

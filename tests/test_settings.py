@@ -167,7 +167,7 @@ def test_fit_and_batch_merge_file_and_command_line_the_same_way(tmp_path):
 
 def test_batch_command_reads_toml_and_run_section(tmp_path):
     from click.testing import CliRunner
-    from test_batch import make_corpus
+    from conftest import make_corpus
 
     from fitter.cli import main
 

@@ -5,5 +5,6 @@
 * :mod:`~fitter.fit.forward` — one forward pass: mesh → camera → image → loss context → terms.
 * :mod:`~fitter.fit.run_state` — per-face history, early stopping, freezing, best-iterate restore.
 * :mod:`~fitter.fit.loop` — the optimizer and the iterations of one stage.
+* :mod:`~fitter.fit.adam` — Adam without the compiler stack's import cost.
 * :mod:`~fitter.fit.results` — one face's :class:`~fitter.result.FitResult`.
 """

@@ -16,11 +16,12 @@ import torch
 from torch import Tensor
 
 from fitter.config import FitConfig
+from fitter.fit.adam import Adam
 from fitter.fit.forward import Colour, ForwardPass
 from fitter.fit.params import FaceParams
 from fitter.fit.run_state import RunState
 from fitter.geometry.cameras import FittingCamera
-from fitter.objective import TargetBatch
+from fitter.objective import Needs, TargetBatch
 
 #: progress(iteration, total_iterations, mean_loss)
 ProgressFn = Callable[[int, int, float], None]
@@ -39,8 +40,10 @@ class Stage:
     tensors: List[Tensor]
 
 
-def make_optimizer(cfg: FitConfig, tensors: List[Tensor], pose: List[Tensor]) -> torch.optim.Optimizer:
-    """The stage's optimizer over ``tensors``; those in ``pose`` get Adam's pose learning rate."""
+def make_optimizer(cfg: FitConfig, tensors: List[Tensor], pose: List[Tensor]):
+    """The stage's optimizer over ``tensors``; those in ``pose`` get Adam's pose learning rate.
+
+    Adam is :class:`fitter.fit.adam.Adam` (torch's update without importing the compiler stack)."""
     if cfg.optimizer == "lbfgs":
         # one LBFGS iteration per step; max_eval must be set or the line search gets 1 evaluation
         return torch.optim.LBFGS(tensors, lr=1.0, max_iter=1, max_eval=25, history_size=20, line_search_fn="strong_wolfe",
@@ -50,16 +53,16 @@ def make_optimizer(cfg: FitConfig, tensors: List[Tensor], pose: List[Tensor]) ->
         {"params": [t for t in tensors if id(t) in pose_ids], "lr": cfg.lr * cfg.pose_lr_scale},
         {"params": [t for t in tensors if id(t) not in pose_ids], "lr": cfg.lr},
     ]
-    return torch.optim.Adam([g for g in groups if g["params"]])
+    return Adam([g for g in groups if g["params"]])
 
 
-def _schedule(cfg: FitConfig, opt: torch.optim.Optimizer, n_iter: int):
-    """Cosine decay of Adam's rates from 1 to ``lr_decay`` over the stage (None: constant)."""
-    if cfg.optimizer != "adam" or cfg.lr_decay >= 1.0:
-        return None
+def lr_factor(cfg: FitConfig, it: int, n_iter: int) -> float:
+    """Adam's rate at iteration ``it`` of ``n_iter`` as a factor of the base rate: a cosine decay
+    from 1 to ``lr_decay`` (1 throughout when ``lr_decay`` ≥ 1)."""
+    if cfg.lr_decay >= 1.0:
+        return 1.0
     floor = cfg.lr_decay
-    return torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda i: floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(i, n_iter) / n_iter)))
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(it, n_iter) / n_iter))
 
 
 def run_stage(stage: Stage, forward: ForwardPass, params: FaceParams, tb: TargetBatch, camera: FittingCamera,
@@ -69,8 +72,13 @@ def run_stage(stage: Stage, forward: ForwardPass, params: FaceParams, tb: Target
     tensors = stage.tensors
     state.begin_stage(tensors)
     opt = make_optimizer(cfg, tensors, params.pose_tensors())
-    sched = _schedule(cfg, opt, stage.iters)
+    base_lr = [g["lr"] for g in opt.param_groups]
+    decay = cfg.optimizer == "adam" and cfg.lr_decay < 1.0
+    sees = Needs.of(stage.terms).point_sets  # the stage refreshes visibility and point sets
     for it in range(stage.iters):
+        if decay:
+            for g, lr in zip(opt.param_groups, base_lr):
+                g["lr"] = lr * lr_factor(cfg, it, stage.iters)
         refresh = it % max(1, cfg.visibility_every) == 0
         record: Dict[str, object] = {}
 
@@ -91,14 +99,12 @@ def run_stage(stage: Stage, forward: ForwardPass, params: FaceParams, tb: Target
             return (shown * live).sum()
 
         opt.step(closure)
-        if sched is not None:
-            sched.step()
         with torch.no_grad():
             forward.space.project_bounds(params)
             state.after_step(tensors)
         total = record["total"]
         state.log(stage.name, record["values"], cfg.loss_weights)
-        state.check(total, cfg.rel_tol, cfg.patience, tensors)
+        state.check(total, cfg.rel_tol, cfg.patience, tensors, refreshed=refresh and sees)
         if cfg.snapshot_every and state.iteration % cfg.snapshot_every == 0:
             with torch.no_grad():
                 ev = forward(params, tb, camera, {}, colour, state.visible, False)

@@ -78,10 +78,14 @@ class RunState:
             self.histories[b].rows.append(row)  # type: ignore[arg-type]
             self.iterations[b] = self.iteration
 
-    def check(self, total: Tensor, rel_tol: float, patience: int, tensors: List[Tensor]) -> None:
+    def check(self, total: Tensor, rel_tol: float, patience: int, tensors: List[Tensor],
+              refreshed: bool = False) -> None:
         """Early stopping per face, NaN handling, best-so-far and the freeze bookkeeping.
 
         ``total`` [B] was evaluated at the parameters before this step, which ``_last_good`` holds.
+        ``refreshed``: this iteration's visibility and point sets were recomputed, so the change
+        from the previous objective is partly a change of the function itself (the jump every
+        ``visibility_every`` iterations); it neither counts towards nor breaks a calm streak.
         """
         finite = torch.isfinite(total)
         better = finite & ~self.frozen & (total < self.best)
@@ -99,7 +103,7 @@ class RunState:
                 if t.dim() and t.shape[0] == self.B:
                     t.data[bad] = good[bad]
             self._freeze(bad, tensors)
-        if self.prev is not None:
+        if self.prev is not None and not refreshed:
             rel = (self.prev - total).abs() / self.prev.abs().clamp_min(1e-12)
             calm = finite & (rel < rel_tol)
             self.calm = torch.where(calm, self.calm + 1, torch.zeros_like(self.calm))
