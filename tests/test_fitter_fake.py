@@ -142,3 +142,12 @@ def test_a_fit_does_not_import_the_compiler_stack(fake_model_file):
     out = subprocess.run([sys.executable, "-c", code], cwd=here, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": f"{here}{os.pathsep}{here.parent}"})
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_photometric_and_silhouette_terms_run_through_the_fitter(model):
+    target = _target(model)
+    target.image = np.full((SIZE, SIZE, 3), 120, np.uint8)
+    weights = {**CFG.loss_weights, "pho": 1e-2, "sil_iou": 1e-2}
+    fit = Fitter(model, replace(CFG, iters=5, rigid_iters=2, loss_weights=weights)).fit(target)
+    assert {"pho", "sil_iou"} <= set(fit.final_losses) and np.isfinite(fit.final_losses["total"])
+    assert {"pho", "sil_iou"} <= set(fit.history.rows[-1])
