@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from fitter import losses as L
-from fitter.geometry.camera import FOCAL_224, model_to_camera, project_perspective
+from fitter.geometry.camera import FOCAL_224, default_focal, model_to_camera, project_perspective
+from fitter.geometry.cameras import crop_principal
 from fitter.geometry.rotation import euler_to_matrix
 from fitter.metrics import render_part_labels
 from fitter.targets.types import CropTransform, Targets
@@ -88,12 +89,12 @@ def render_case(
     R = euler_to_matrix(torch.deg2rad(torch.tensor(euler_deg, dtype=torch.float32, device=dev)))[None]
     lmk = model.mean[model.landmarks68]
     width = float((lmk[:, 0].max() - lmk[:, 0].min()).cpu())
-    focal = focal_224 * size / 224.0
+    focal = default_focal(size, focal_224)
     tz = focal * width / (face_fraction * size)
     centre = model_to_camera(lmk.mean(0)[None, None], R, torch.zeros(1, 3, device=dev))[0, 0]
     t = torch.stack([-centre[0], -centre[1], torch.tensor(tz, device=dev)])[None]
     cam = model_to_camera(verts, R, t)
-    principal = torch.tensor([[(size - 1) / 2.0, (size - 1) / 2.0]], device=dev)
+    principal = crop_principal((size, size), 1, dev)
     img = project_perspective(cam, focal, principal)
     labels = render_part_labels(model, img, cam[..., 2], (size, size))[0]
     idx = L.march_contour_landmarks(img, model.contour_candidates, model.landmarks68)[0]

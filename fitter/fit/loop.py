@@ -85,7 +85,7 @@ def run_stage(stage: Stage, forward: ForwardPass, params: FaceParams, tb: Target
         def closure():
             opt.zero_grad(set_to_none=True)
             fresh = (refresh and not record) or (cfg.optimizer == "lbfgs")
-            ev = forward(params, tb, camera, stage.terms, colour, state.visible, fresh)
+            ev = forward(params, tb, camera, stage.terms, colour, state.visible, fresh, point_sets=sees)
             live = (~state.frozen).to(ev.total.dtype)
             finite = torch.isfinite(ev.total)
             loss = torch.where(finite, ev.total, torch.zeros_like(ev.total))
@@ -107,7 +107,7 @@ def run_stage(stage: Stage, forward: ForwardPass, params: FaceParams, tb: Target
         state.check(total, cfg.rel_tol, cfg.patience, tensors, refreshed=refresh and sees)
         if cfg.snapshot_every and state.iteration % cfg.snapshot_every == 0:
             with torch.no_grad():
-                ev = forward(params, tb, camera, {}, colour, state.visible, False)
+                ev = forward(params, tb, camera, {}, colour, state.visible, False, point_sets=False)
             state.snapshot(ev.context.points_img)
         if progress is not None:
             finite = total[torch.isfinite(total)]

@@ -40,27 +40,4 @@ def __getattr__(name: str):
         return getattr(importlib.import_module(_WHERE[name]), name)
     raise AttributeError(f"module 'fitter.geometry' has no attribute {name!r}")
 
-__all__ = [
-    "MODEL_TO_CAMERA",
-    "default_focal",
-    "euler_to_matrix",
-    "farthest_point_sample",
-    "label_support",
-    "lumped_point_weights",
-    "masks_to_resolution",
-    "matrix_to_euler",
-    "matrix_to_rotation_6d",
-    "model_to_camera",
-    "model_to_camera_flip",
-    "part_iou",
-    "project_perspective",
-    "project_weak",
-    "rasterize_depth",
-    "rasterize_labels",
-    "rotation_6d_to_matrix",
-    "soft_silhouettes",
-    "splat_depth",
-    "triangle_areas_2d",
-    "triangle_labels",
-    "zbuffer_visibility",
-]
+__all__ = sorted(_WHERE)

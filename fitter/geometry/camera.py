@@ -110,9 +110,9 @@ def project_weak(points_cam: Tensor, scale: Union[Tensor, float], principal: Ten
     return s * points_cam[..., :2] + _principal(principal, B, points_cam)
 
 
-def default_focal(image_size: int) -> float:
-    """Focal length in pixels of the paper's fixed camera for a square crop of ``image_size`` px
-    (1015 px at 224 px, scaled linearly)."""
+def default_focal(image_size: int, focal_224: float = FOCAL_224) -> float:
+    """Focal length in pixels for a crop ``image_size`` px wide: ``focal_224`` at 224 px, scaled
+    linearly (the paper's fixed camera: 1015 px at 224 px)."""
     if image_size <= 0:
         raise ValueError(f"image_size must be positive, got {image_size}")
-    return FOCAL_224 * float(image_size) / 224.0
+    return focal_224 * float(image_size) / 224.0

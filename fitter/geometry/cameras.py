@@ -20,7 +20,7 @@ from typing import Dict, Tuple, Type, Union
 import torch
 from torch import Tensor
 
-from fitter.geometry.camera import FOCAL_224, project_perspective, project_weak
+from fitter.geometry.camera import FOCAL_224, default_focal, project_perspective, project_weak
 
 
 def crop_principal(size: Tuple[int, int], batch: int, device: torch.device) -> Tensor:
@@ -45,7 +45,7 @@ class PerspectiveCamera:
     @classmethod
     def for_crop(cls, size: Tuple[int, int], batch: int, device: torch.device, focal_224: float = FOCAL_224):
         """The camera of ``batch`` crops of ``size`` = (W, H): focal ``focal_224 * W / 224``."""
-        return cls(focal_224 * size[0] / 224.0, crop_principal(size, batch, device))
+        return cls(default_focal(size[0], focal_224), crop_principal(size, batch, device))
 
     def translation(self, trans_xy: Tensor, log_depth: Tensor) -> Tensor:
         """[B, 3] camera-space translation from (t_x, t_y) [B, 2] and log t_z [B, 1]."""
