@@ -228,6 +228,14 @@ def _lmk(ctx: LossContext) -> Tensor:
     return L.landmark_loss(ctx.landmarks_img(), ctx.target.landmarks, ctx.target.landmark_valid, ctx.landmark_weights)
 
 
+def _eye_closure(ctx: LossContext) -> Tensor:
+    return L.closure_loss(ctx.landmarks_img(), ctx.target.landmarks, ctx.target.landmark_valid, L.EYE_PAIRS)
+
+
+def _lip_closure(ctx: LossContext) -> Tensor:
+    return L.closure_loss(ctx.landmarks_img(), ctx.target.landmarks, ctx.target.landmark_valid, L.LIP_PAIRS)
+
+
 def _id_prior(ctx: LossContext) -> Tensor:
     return L.gaussian_prior(ctx.id_coeffs, ctx.model.id_std[: ctx.id_coeffs.shape[1]])
 
@@ -268,6 +276,8 @@ def _pho(ctx: LossContext) -> Tensor:
 TERMS: Dict[str, Callable[[LossContext], Tensor]] = {
     "prdl": _prdl,
     "lmk": _lmk,
+    "eye_closure": _eye_closure,
+    "lip_closure": _lip_closure,
     "id_prior": _id_prior,
     "exp_prior": _exp_prior,
     "exp_sparse": _exp_sparse,
@@ -285,6 +295,8 @@ TERMS: Dict[str, Callable[[LossContext], Tensor]] = {
 TERM_NEEDS: Dict[str, FrozenSet[str]] = {
     "prdl": frozenset({"point_sets"}),
     "lmk": frozenset(),
+    "eye_closure": frozenset(),
+    "lip_closure": frozenset(),
     "id_prior": frozenset(),
     "exp_prior": frozenset(),
     "exp_sparse": frozenset(),

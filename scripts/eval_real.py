@@ -153,6 +153,8 @@ class Scores:
     ious_parser: Optional[np.ndarray] = None  # [8] vs the parser's targets
     regions: Optional[Dict[str, float]] = None  # NME per REGIONS entry
     exp_sum: float = float("nan")
+    iterations: int = 0  # rigid + main iterations the fit ran
+    converged: bool = False  # stopped early (not at the iteration cap)
 
 
 def region_nme(pred: np.ndarray, gt: np.ndarray) -> Dict[str, float]:
@@ -188,7 +190,8 @@ def score(model, item: Item, res) -> Scores:
     W, H = t.size
     rendered = render_part_labels(model, torch.from_numpy(res.vertices_image)[None],
                                   torch.from_numpy(res.vertices_camera[:, 2])[None], (W, H))[0]
-    s = Scores(ious_parser=part_ious(rendered, t.part_masks), exp_sum=float(np.sum(res.exp_coeffs)))
+    s = Scores(ious_parser=part_ious(rendered, t.part_masks), exp_sum=float(np.sum(res.exp_coeffs)),
+               iterations=int(res.iterations), converged=bool(res.converged))
     score_landmarks(s, item, res.landmarks2d_original())
     return score_labels(s, item, rendered, t.crop)
 
@@ -272,7 +275,8 @@ def report(items: List[Item], scores: Dict[str, List[Optional[Scores]]], eos_row
             out.append("| " + " | ".join(cells) + " |")
     out.append("\n#### NME per region, 300-W (mean over photos; \"beats front end\": photos where the row's "
                "all-68 NME is lower than the front end's)\n")
-    head = ["setting"] + list(REGIONS) + ["all 68", "beats front end", "exp sum"]
+    head = ["setting"] + list(REGIONS) + ["all 68", "beats front end", "exp sum", "iterations median (min-max)",
+                                          "stopped early"]
     out += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     idx = [i for i, it in enumerate(items) if it.dataset == "300w"]
     fe = scores.get(FRONT_END)
@@ -286,6 +290,9 @@ def report(items: List[Item], scores: Dict[str, List[Optional[Scores]]], eos_row
         cells.append("–" if n == FRONT_END or fe is None else f"{sum(scores[n][i].nme < fe[i].nme for i in both)}/{len(both)}")
         ex = [scores[n][i].exp_sum for i in ok if np.isfinite(scores[n][i].exp_sum)]
         cells.append(f"{np.mean(ex):.2f}" if ex else "–")
+        its = [scores[n][i].iterations for i in ok] if n != FRONT_END else []
+        cells.append(f"{np.median(its):.0f} ({min(its)}-{max(its)})" if its else "–")
+        cells.append(f"{sum(scores[n][i].converged for i in ok)}/{len(ok)}" if its else "–")
         out.append("| " + " | ".join(cells) + " |")
     if eos_rows is not None:
         t = [r[1] for r in eos_rows if r is not None]

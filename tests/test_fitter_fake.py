@@ -78,7 +78,10 @@ def test_each_face_ends_at_its_best_logged_iterate(model):
     (Visibility refreshed every iteration, so that the logged objectives and the final one are
     the same function; with stale visibility between refreshes they differ slightly.)"""
     target = _target(model)
-    fit = Fitter(model, replace(CFG, lr=0.3, iters=40, rel_tol=0.0, visibility_every=1)).fit(target)
+    # the closure terms off: with them this overshooting run happens to end on its best step
+    cfg = replace(CFG, lr=0.3, iters=40, rel_tol=0.0, visibility_every=1,
+                  loss_weights={"eye_closure": 0.0, "lip_closure": 0.0})
+    fit = Fitter(model, cfg).fit(target)
     full = [row["total"] for row in fit.history.rows if row["stage"] == "full"]
     assert len(full) == 40 and full[-1] > min(full)  # it wobbled and did not stop early
     assert fit.final_losses["total"] == pytest.approx(min(full), rel=1e-6)

@@ -7,7 +7,10 @@ import torch
 
 from fitter.geometry import soft_silhouettes
 from fitter.losses import (
+    EYE_PAIRS,
+    LIP_PAIRS,
     chamfer_loss,
+    closure_loss,
     dcd_loss,
     default_landmark_weights,
     gaussian_prior,
@@ -42,6 +45,27 @@ def test_landmark_loss_value_mask_and_weights():
     landmark_loss(p, target, valid).sum().backward()
     assert torch.isfinite(p.grad).all() and p.grad[0, 0].abs().sum() > 0
     assert landmark_loss(pred, target, torch.zeros(2, 68, dtype=torch.bool)).eq(0).all()
+
+
+def test_closure_loss_scores_openings_not_positions():
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 68, 2, generator=g) * 100
+    valid = torch.ones(2, 68, dtype=torch.bool)
+    shifted = target + torch.tensor([5.0, -3.0])  # every point off by the same offset: same openings
+    assert closure_loss(shifted, target, valid).abs().max() < 1e-4
+    assert closure_loss(shifted, target, valid, LIP_PAIRS).abs().max() < 1e-4
+    opened = target.clone()
+    u, lo = EYE_PAIRS[0]
+    opened[0, u, 1] -= 4.0  # one lid pair 4 px wider on face 0
+    out = closure_loss(opened, target, valid)
+    assert out[0].item() == pytest.approx(16.0 / len(EYE_PAIRS), rel=1e-4) and out[1].abs() < 1e-4
+    valid[0, lo] = False  # that pair no longer counts; the mean is over the valid pairs
+    assert closure_loss(opened, target, valid)[0].abs() < 1e-4
+    p = opened.clone().requires_grad_(True)
+    closure_loss(p, target, torch.ones(2, 68, dtype=torch.bool)).sum().backward()
+    assert p.grad[0, u, 1] < 0 < p.grad[0, lo, 1] and p.grad[0, 0].abs().sum() == 0
+    with pytest.raises(ValueError):
+        closure_loss(target[:, :10], target, valid)
 
 
 def test_default_landmark_weights():
@@ -212,3 +236,12 @@ def test_sample_image_and_photometric_zero_when_colours_match():
     assert loss.item() == pytest.approx(0.1, rel=1e-4)
     loss.backward()
     assert colors.grad[0, 3].abs().sum() == 0 and colors.grad[0, 0].abs().sum() > 0
+
+
+def test_closure_terms_are_landmark_terms_off_in_the_paper_setting():
+    from fitter.config import DEFAULT_LOSS_WEIGHTS, PAPER_LOSS_WEIGHTS
+    from fitter.objective import TERM_NEEDS, TERMS
+
+    for name in ("eye_closure", "lip_closure"):
+        assert name in TERMS and TERM_NEEDS[name] == frozenset()  # no visibility or point sets needed
+        assert DEFAULT_LOSS_WEIGHTS[name] > 0 and PAPER_LOSS_WEIGHTS[name] == 0.0

@@ -3,7 +3,14 @@
 ``farthest_point_sample`` is re-exported from :mod:`fitter.geometry.sampling` (where it lives).
 """
 from fitter.geometry.sampling import farthest_point_sample
-from fitter.losses.landmarks import default_landmark_weights, landmark_loss, march_contour_landmarks
+from fitter.losses.landmarks import (
+    EYE_PAIRS,
+    LIP_PAIRS,
+    closure_loss,
+    default_landmark_weights,
+    landmark_loss,
+    march_contour_landmarks,
+)
 from fitter.losses.photometric import photometric_loss, sample_image, sh_basis, sh_shading, vertex_normals
 from fitter.losses.point_sets import pad_point_sets
 from fitter.losses.prdl import (
@@ -25,6 +32,9 @@ from fitter.losses.segmentation import (
 )
 
 __all__ = [
+    "EYE_PAIRS",
+    "LIP_PAIRS",
+    "closure_loss",
     "compact_point_sets",
     "chamfer_loss",
     "dcd_loss",

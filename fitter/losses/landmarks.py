@@ -33,6 +33,43 @@ def default_landmark_weights(device: Optional[torch.device] = None, dtype: Optio
     return w
 
 
+#: iBUG-68 (upper, lower) pairs across each eye's lids (0-based; 37-41, 38-40 right eye, 43-47,
+#: 44-46 left eye) and across the inner lips (61-67, 62-66, 63-65): the openings of
+#: :func:`closure_loss`.
+EYE_PAIRS = ((37, 41), (38, 40), (43, 47), (44, 46))
+LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
+
+
+def closure_loss(pred: Tensor, target: Tensor, valid: Tensor, pairs=EYE_PAIRS) -> Tensor:
+    """Mean squared error of the openings between paired landmarks (eye and lip closure).
+
+    ``Σ_k v_k ‖(p_u − p_l) − (t_u − t_l)‖² / max(Σ_k v_k, 1)`` over pairs k = (u, l), valid
+    where both points are. The landmark term scores each lid where the detector put it; a fit
+    whose eye sits a few pixels off can lower that by leaving a closed eye open (the model's lid
+    closes onto its own lower lid). The opening is what the expression decides, whatever the
+    offset, so this term scores it directly (the "eye closure" term of DECA-style fitting).
+
+    Args:
+        pred: [B, 68, 2] projected model landmarks, pixels. target: [B, 68, 2] pixels.
+        valid: [B, 68] bool. pairs: (upper, lower) index pairs.
+    Returns:
+        [B] pixels².
+    """
+    if pred.dim() != 3 or pred.shape[-1] != 2 or target.shape != pred.shape:
+        raise ValueError(f"pred and target must both be [B, K, 2], got {tuple(pred.shape)} and {tuple(target.shape)}")
+    if valid.shape != pred.shape[:2]:
+        raise ValueError(f"valid must be {tuple(pred.shape[:2])}, got {tuple(valid.shape)}")
+    up = torch.tensor([u for u, _ in pairs], device=pred.device)
+    lo = torch.tensor([lw for _, lw in pairs], device=pred.device)
+    v = valid.to(device=pred.device, dtype=torch.bool)
+    ok = v[:, up] & v[:, lo]  # [B, K]
+    tgt = target.to(device=pred.device, dtype=pred.dtype)
+    gap_t = torch.where(ok.unsqueeze(-1), tgt[:, up] - tgt[:, lo], torch.zeros_like(tgt[:, up]))
+    gap_p = pred[:, up] - pred[:, lo]
+    err = torch.where(ok, (gap_p - gap_t).square().sum(-1), torch.zeros_like(gap_p[..., 0]))
+    return err.sum(1) / ok.sum(1).clamp_min(1).to(pred.dtype)
+
+
 def landmark_loss(pred: Tensor, target: Tensor, valid: Tensor, weights: Optional[Tensor] = None) -> Tensor:
     """Weighted mean squared landmark error.
 
