@@ -91,6 +91,8 @@ class FitConfig:
             model's ``landmarks68`` as loaded (for ICT-FaceKit, points placed on the surface where
             300-W annotators put them, :mod:`morphable_models.landmark_embedding`); ``vertices`` the
             model's own hand-picked landmark vertices (the paper's way).
+        jaw_landmark_weight: weight of the 17 jaw contour points in the landmark term (the chin at
+            least 1; the others' weights are fixed); None = ``fitter.losses.landmarks.JAW_WEIGHT``.
         exp_sparse_scale: expression name -> factor of the sparse prior ``exp_sparse`` on that
             shape (missing names: 1; names the model lacks are ignored), e.g. a smaller factor for
             shapes the landmarks measure directly (the eye blinks).
@@ -126,6 +128,7 @@ class FitConfig:
     support_radius: int = 1
     model_landmarks: str = "calibrated"
     exp_sparse_scale: Dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EXP_SPARSE_SCALE))
+    jaw_landmark_weight: Optional[float] = None
 
     def __post_init__(self) -> None:
         """Check every value (types, ranges, finiteness); ValueError naming the first bad one."""
@@ -158,6 +161,8 @@ class FitConfig:
             setattr(self, name, check_float(name, getattr(self, name), lo=0.0, lo_open=True))
         self.lr_decay = check_float("lr_decay", self.lr_decay, lo=0.0, hi=1.0, lo_open=True)
         self.rel_tol = check_float("rel_tol", self.rel_tol, lo=0.0)
+        if self.jaw_landmark_weight is not None:
+            self.jaw_landmark_weight = check_float("jaw_landmark_weight", self.jaw_landmark_weight, lo=0.0)
         if isinstance(self.anchors, (str, bytes)) or not hasattr(self.anchors, "__len__") or len(self.anchors) != 2:
             raise ValueError(f"anchors must be two integers (W, H), got {self.anchors!r}")
         self.anchors = tuple(check_int("anchors", a, lo=1, hi=MAX_ANCHORS) for a in self.anchors)  # type: ignore

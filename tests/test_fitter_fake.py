@@ -87,6 +87,15 @@ def test_each_face_ends_at_its_best_logged_iterate(model):
     assert fit.final_losses["total"] == pytest.approx(min(full), rel=1e-6)
 
 
+def test_jaw_landmark_weight_reaches_the_landmark_term(model):
+    from fitter.losses import JAW_WEIGHT
+
+    assert float(Fitter(model, CFG).forward.landmark_weights[0]) == JAW_WEIGHT
+    assert float(Fitter(model, replace(CFG, jaw_landmark_weight=3.0)).forward.landmark_weights[3]) == 3.0
+    with pytest.raises(ValueError):
+        replace(CFG, jaw_landmark_weight=-1.0)
+
+
 def test_a_batch_fits_each_face_as_if_alone(model):
     a, b = _target(model), _target(model, id_c=(-1.0, 0.5), exp_c=0.8, euler=(-5.0, 20.0, 0.0))
     cfg = replace(CFG, iters=30)

@@ -72,6 +72,9 @@ def test_default_landmark_weights():
     w = default_landmark_weights()
     assert w.shape == (68,) and (w > 0).all()
     assert w[0] < w[8] and w[36] > w[30] and w[48] > w[17]
+    heavy = default_landmark_weights(jaw=2.0)
+    assert heavy[0] == heavy[16] == heavy[8] == 2.0 and torch.equal(heavy[17:], w[17:])
+    assert default_landmark_weights(jaw=0.25)[8] == 1.0  # the chin keeps at least 1
 
 
 def test_march_contour_picks_extreme_x():

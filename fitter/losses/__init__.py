@@ -5,6 +5,7 @@
 from fitter.geometry.sampling import farthest_point_sample
 from fitter.losses.landmarks import (
     EYE_PAIRS,
+    JAW_WEIGHT,
     LIP_PAIRS,
     closure_loss,
     default_landmark_weights,
@@ -33,6 +34,7 @@ from fitter.losses.segmentation import (
 
 __all__ = [
     "EYE_PAIRS",
+    "JAW_WEIGHT",
     "LIP_PAIRS",
     "closure_loss",
     "compact_point_sets",

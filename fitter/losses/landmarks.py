@@ -11,12 +11,16 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+#: Weight of the jaw contour points 0-16 in the landmark term (FitConfig.jaw_landmark_weight).
+JAW_WEIGHT = 0.5
 
-def default_landmark_weights(device: Optional[torch.device] = None, dtype: Optional[torch.dtype] = None) -> Tensor:
+
+def default_landmark_weights(device: Optional[torch.device] = None, dtype: Optional[torch.dtype] = None,
+                             jaw: float = JAW_WEIGHT) -> Tensor:
     """Per-landmark weights [68].
 
-    - Jaw 0-16 (except the chin 8): 0.5. Annotators and detectors fix these points only up to a
-      slide along the jawline, and the marched model contour matches the silhouette only
+    - Jaw 0-16: ``jaw``, the chin 8 at least 1.0. Annotators and detectors fix these points only up
+      to a slide along the jawline, and the marched model contour matches the silhouette only
       approximately, so their error is largely tangential noise.
     - Eye corners (36, 39, 42, 45) and mouth corners (48, 54): 2.0. Sharp, well-localized points
       that pin down pose, eye shape and expression.
@@ -25,8 +29,8 @@ def default_landmark_weights(device: Optional[torch.device] = None, dtype: Optio
       the model's lip geometry; brows are fuzzy along their length).
     """
     w = torch.ones(68, device=device, dtype=dtype or torch.float32)
-    w[0:17] = 0.5
-    w[8] = 1.0
+    w[0:17] = jaw
+    w[8] = max(1.0, jaw)
     w[36:48] = 1.5
     w[48:60] = 1.5
     w[[36, 39, 42, 45, 48, 54]] = 2.0
