@@ -61,9 +61,9 @@ class FitConfig:
         lr: Adam learning rate of the main stage (coefficients; pose uses lr * pose_lr_scale).
         pose_lr_scale: learning-rate factor for rotation/translation parameters.
         rel_tol: early stop when the relative loss change stays below this ...
-        patience: ... for this many consecutive iterations (per image). 1e-3 × 10 was chosen on
-            the 300-W calibration split with ``scripts/bench_stopping.py`` (half the iterations
-            of 1e-4 for +0.0003 NME; 3D error on the cross-model choice split slightly lower).
+        patience: ... for this many consecutive iterations (per image). The default 1e-3 × 10 was
+            chosen on the 300-W calibration split with ``scripts/bench_stopping.py`` (half the
+            iterations of 1e-4 for +0.0003 NME; 3D error on the cross-model choice split slightly lower).
         anchors: (W, H) PRDL anchor grid.
         max_skin_points: farthest-point-sampled size of skin point sets (paper: 3000).
         max_part_points: cap of the other parts' point sets.
@@ -92,7 +92,7 @@ class FitConfig:
             300-W annotators put them, :mod:`morphable_models.landmark_embedding`); ``vertices`` the
             model's own hand-picked landmark vertices (the paper's way).
         jaw_landmark_weight: weight of the 17 jaw contour points in the landmark term (the chin at
-            least 1; the others' weights are fixed); None = ``fitter.losses.landmarks.JAW_WEIGHT``.
+            least 1; the others' weights are fixed); None = ``fitter.losses.JAW_WEIGHT``.
         exp_sparse_scale: expression name -> factor of the sparse prior ``exp_sparse`` on that
             shape (missing names: 1; names the model lacks are ignored), e.g. a smaller factor for
             shapes the landmarks measure directly (the eye blinks).

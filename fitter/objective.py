@@ -228,12 +228,11 @@ def _lmk(ctx: LossContext) -> Tensor:
     return L.landmark_loss(ctx.landmarks_img(), ctx.target.landmarks, ctx.target.landmark_valid, ctx.landmark_weights)
 
 
-def _eye_closure(ctx: LossContext) -> Tensor:
-    return L.closure_loss(ctx.landmarks_img(), ctx.target.landmarks, ctx.target.landmark_valid, L.EYE_PAIRS)
+def _closure(pairs) -> Callable[[LossContext], Tensor]:
+    def term(ctx: LossContext) -> Tensor:
+        return L.closure_loss(ctx.landmarks_img(), ctx.target.landmarks, ctx.target.landmark_valid, pairs)
 
-
-def _lip_closure(ctx: LossContext) -> Tensor:
-    return L.closure_loss(ctx.landmarks_img(), ctx.target.landmarks, ctx.target.landmark_valid, L.LIP_PAIRS)
+    return term
 
 
 def _id_prior(ctx: LossContext) -> Tensor:
@@ -276,8 +275,8 @@ def _pho(ctx: LossContext) -> Tensor:
 TERMS: Dict[str, Callable[[LossContext], Tensor]] = {
     "prdl": _prdl,
     "lmk": _lmk,
-    "eye_closure": _eye_closure,
-    "lip_closure": _lip_closure,
+    "eye_closure": _closure(L.EYE_PAIRS),
+    "lip_closure": _closure(L.LIP_PAIRS),
     "id_prior": _id_prior,
     "exp_prior": _exp_prior,
     "exp_sparse": _exp_sparse,

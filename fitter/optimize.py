@@ -65,8 +65,7 @@ class Fitter:
         self.forward = ForwardPass(
             self.space, self.tables,
             part_weights=torch.tensor([float(cfg.part_weights.get(p, 1.0)) for p in PART_NAMES], device=dev),
-            landmark_weights=L.default_landmark_weights(
-                jaw=L.JAW_WEIGHT if cfg.jaw_landmark_weight is None else cfg.jaw_landmark_weight).to(dev),
+            landmark_weights=L.default_landmark_weights(jaw=cfg.jaw_landmark_weight).to(dev),
             exp_sparse_weights=torch.tensor([float(cfg.exp_sparse_scale.get(n, 1.0))
                                              for n in m.exp_names[: self.space.num_exp]], device=dev),
             support_radius=cfg.support_radius, area_weights=cfg.point_weights == "area")

@@ -16,10 +16,10 @@ JAW_WEIGHT = 0.5
 
 
 def default_landmark_weights(device: Optional[torch.device] = None, dtype: Optional[torch.dtype] = None,
-                             jaw: float = JAW_WEIGHT) -> Tensor:
+                             jaw: Optional[float] = None) -> Tensor:
     """Per-landmark weights [68].
 
-    - Jaw 0-16: ``jaw``, the chin 8 at least 1.0. Annotators and detectors fix these points only up
+    - Jaw 0-16: ``jaw`` (None: :data:`JAW_WEIGHT`), the chin 8 at least 1.0. Annotators and detectors fix these points only up
       to a slide along the jawline, and the marched model contour matches the silhouette only
       approximately, so their error is largely tangential noise.
     - Eye corners (36, 39, 42, 45) and mouth corners (48, 54): 2.0. Sharp, well-localized points
@@ -29,12 +29,21 @@ def default_landmark_weights(device: Optional[torch.device] = None, dtype: Optio
       the model's lip geometry; brows are fuzzy along their length).
     """
     w = torch.ones(68, device=device, dtype=dtype or torch.float32)
+    jaw = JAW_WEIGHT if jaw is None else float(jaw)
     w[0:17] = jaw
     w[8] = max(1.0, jaw)
     w[36:48] = 1.5
     w[48:60] = 1.5
     w[[36, 39, 42, 45, 48, 54]] = 2.0
     return w
+
+
+def _check_landmark_inputs(pred: Tensor, target: Tensor, valid: Tensor) -> None:
+    """pred and target [B, K, 2], valid [B, K]; ValueError naming the bad shape."""
+    if pred.dim() != 3 or pred.shape[-1] != 2 or target.shape != pred.shape:
+        raise ValueError(f"pred and target must both be [B, K, 2], got {tuple(pred.shape)} and {tuple(target.shape)}")
+    if valid.shape != pred.shape[:2]:
+        raise ValueError(f"valid must be {tuple(pred.shape[:2])}, got {tuple(valid.shape)}")
 
 
 #: iBUG-68 (upper, lower) pairs across each eye's lids (0-based; 37-41, 38-40 right eye, 43-47,
@@ -59,10 +68,7 @@ def closure_loss(pred: Tensor, target: Tensor, valid: Tensor, pairs=EYE_PAIRS) -
     Returns:
         [B] pixels².
     """
-    if pred.dim() != 3 or pred.shape[-1] != 2 or target.shape != pred.shape:
-        raise ValueError(f"pred and target must both be [B, K, 2], got {tuple(pred.shape)} and {tuple(target.shape)}")
-    if valid.shape != pred.shape[:2]:
-        raise ValueError(f"valid must be {tuple(pred.shape[:2])}, got {tuple(valid.shape)}")
+    _check_landmark_inputs(pred, target, valid)
     up = torch.tensor([u for u, _ in pairs], device=pred.device)
     lo = torch.tensor([lw for _, lw in pairs], device=pred.device)
     v = valid.to(device=pred.device, dtype=torch.bool)
@@ -88,10 +94,7 @@ def landmark_loss(pred: Tensor, target: Tensor, valid: Tensor, weights: Optional
     Returns:
         [B] pixels².
     """
-    if pred.dim() != 3 or pred.shape[-1] != 2 or target.shape != pred.shape:
-        raise ValueError(f"pred and target must both be [B, K, 2], got {tuple(pred.shape)} and {tuple(target.shape)}")
-    if valid.shape != pred.shape[:2]:
-        raise ValueError(f"valid must be {tuple(pred.shape[:2])}, got {tuple(valid.shape)}")
+    _check_landmark_inputs(pred, target, valid)
     v = valid.to(device=pred.device, dtype=torch.bool)
     tgt = torch.where(v.unsqueeze(-1), target.to(device=pred.device, dtype=pred.dtype), pred.detach())
     err = (pred - tgt).square().sum(dim=-1)  # [B, K]
