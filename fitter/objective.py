@@ -193,6 +193,8 @@ class LossContext:
     #: [B, P, N] bool, True where the rendered fit shows the point's part within a pixel (None =
     #: not computed); already folded into pred_valid.
     part_support: Optional[Tensor] = None
+    #: [B] factor of the identity prior per face (:func:`fitter.losses.profile_factor`; None = 1).
+    id_prior_scale: Optional[Tensor] = None
     _prdl_parts: Optional[Tensor] = None
 
     def prdl_parts(self) -> Tensor:
@@ -236,7 +238,8 @@ def _closure(pairs) -> Callable[[LossContext], Tensor]:
 
 
 def _id_prior(ctx: LossContext) -> Tensor:
-    return L.gaussian_prior(ctx.id_coeffs, ctx.model.id_std[: ctx.id_coeffs.shape[1]])
+    value = L.gaussian_prior(ctx.id_coeffs, ctx.model.id_std[: ctx.id_coeffs.shape[1]])
+    return value if ctx.id_prior_scale is None else value * ctx.id_prior_scale
 
 
 def _exp_prior(ctx: LossContext) -> Tensor:

@@ -68,7 +68,8 @@ class Fitter:
             landmark_weights=L.default_landmark_weights(jaw=cfg.jaw_landmark_weight).to(dev),
             exp_sparse_weights=torch.tensor([float(cfg.exp_sparse_scale.get(n, 1.0))
                                              for n in m.exp_names[: self.space.num_exp]], device=dev),
-            support_radius=cfg.support_radius, area_weights=cfg.point_weights == "area")
+            support_radius=cfg.support_radius, area_weights=cfg.point_weights == "area",
+            profile_id_gain=cfg.profile_id_prior)
 
     # ------------------------------------------------------------------ public
     def fit(self, inputs: Union[Inputs, Sequence[Inputs]],

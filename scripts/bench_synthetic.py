@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -49,7 +48,7 @@ import numpy as np
 import torch
 
 import morphable_models
-from fitter.config import PAPER_LOSS_WEIGHTS, FitConfig
+from fitter.config import PAPER_FIT_OPTIONS, PAPER_LOSS_WEIGHTS, FitConfig, parse_fit_options
 from fitter.metrics import aligned_vertex_error, face_vertex_indices, landmark_nme, part_ious, render_part_labels
 from fitter.optimize import Fitter
 from fitter.outputs.atomic import write_text_atomic
@@ -74,6 +73,8 @@ COMPARISON_WEIGHTS: Dict[str, float] = {
 LMK_WEIGHT = PAPER_LOSS_WEIGHTS["lmk"]
 #: (the landmark-derived closure terms are off there too: they are landmark information)
 PAPER_PRIORS = {k: PAPER_LOSS_WEIGHTS[k] for k in ("id_prior", "exp_prior", "exp_sparse", "eye_closure", "lip_closure")}
+#: ... and the same identity prior at every yaw (the paper's)
+PAPER_PRIOR_OPTIONS = {"profile_id_prior": PAPER_FIT_OPTIONS["profile_id_prior"]}
 
 
 @dataclass
@@ -81,25 +82,27 @@ class Setting:
     name: str
     weights: Dict[str, float]
     data_term: str  # the term whose initial magnitude is reported
+    options: Dict[str, object] = dataclasses.field(default_factory=dict)  # FitConfig fields (--fit-option wins)
 
 
 def settings(names: List[str]) -> List[Setting]:
     out = []
     for n in names:
         if n == "rigid":
-            out.append(Setting(n, {"lmk": LMK_WEIGHT, "prdl": 0.0, **PAPER_PRIORS}, "lmk"))
+            out.append(Setting(n, {"lmk": LMK_WEIGHT, "prdl": 0.0, **PAPER_PRIORS}, "lmk", dict(PAPER_PRIOR_OPTIONS)))
         elif n == "lmk":
             out.append(Setting(n, {"prdl": 0.0}, "lmk"))
         elif n == "lmk+prdl":
             out.append(Setting(n, {}, "prdl"))
         elif n == "paper-lmk":
-            out.append(Setting(n, {"lmk": LMK_WEIGHT, "prdl": 0.0, **PAPER_PRIORS}, "lmk"))
+            out.append(Setting(n, {"lmk": LMK_WEIGHT, "prdl": 0.0, **PAPER_PRIORS}, "lmk", dict(PAPER_PRIOR_OPTIONS)))
         elif n == "paper-lmk+prdl":
-            out.append(Setting(n, {"lmk": LMK_WEIGHT, "prdl": COMPARISON_WEIGHTS["prdl"], **PAPER_PRIORS}, "prdl"))
+            out.append(Setting(n, {"lmk": LMK_WEIGHT, "prdl": COMPARISON_WEIGHTS["prdl"], **PAPER_PRIORS}, "prdl",
+                               dict(PAPER_PRIOR_OPTIONS)))
         elif n in COMPARISON_WEIGHTS:
             w = {"lmk": 0.0, "prdl": 0.0, **PAPER_PRIORS}
             w[n] = COMPARISON_WEIGHTS[n]
-            out.append(Setting(n, w, n))
+            out.append(Setting(n, w, n, dict(PAPER_PRIOR_OPTIONS)))
         else:
             raise SystemExit(f"unknown setting {n!r}; known: {', '.join(ALL_SETTINGS)}")
     return out
@@ -182,19 +185,10 @@ def main() -> int:
     ap.add_argument("--no-outline", action="store_true", help="targets without part outlines (pixel centres only)")
     ap.add_argument("--out", default=None, help="write the Markdown table here")
     args = ap.parse_args()
-    options = {}
-    for text in args.fit_option:
-        key, sep, value = text.partition("=")
-        if not sep:
-            raise SystemExit(f"--fit-option needs KEY=VALUE, got {text!r}")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
     try:
-        FitConfig(**options)
-    except (TypeError, ValueError) as err:
-        raise SystemExit(f"bad --fit-option: {err}") from None
+        options = parse_fit_options(args.fit_option)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
 
     model = morphable_models.load(args.model)
     face_idx = face_vertex_indices(model)
@@ -221,7 +215,7 @@ def main() -> int:
     for s in settings(args.settings):
         iters = 0 if s.name == "rigid" else args.iters
         cfg = FitConfig(loss_weights=s.weights, iters=iters, rigid_iters=args.rigid_iters, device=args.device,
-                        **options)
+                        **{**s.options, **options})
         t0 = time.perf_counter()
         results = Fitter(model, cfg).fit([c.targets for c in cases])
         secs[s.name] = time.perf_counter() - t0

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 import morphable_models
-from fitter.config import PAPER_LOSS_WEIGHTS, FitConfig, parse_loss_option
+from fitter.config import PAPER_FIT_OPTIONS, PAPER_LOSS_WEIGHTS, FitConfig, parse_fit_options, parse_loss_option
 from fitter.metrics import landmark_nme, part_ious, render_part_labels
 from fitter.optimize import Fitter
 from fitter.targets.landmark_files import read_pts
@@ -67,7 +67,7 @@ CELEBAMASK_TO_PARTS = {5: 1, 4: 2, 7: 3, 6: 4, 2: 5, 11: 6, 12: 7, 1: 8}
 #: setting -> (loss weights over the defaults, FitConfig options); ``paper``: the paper's weights and
 #: priors with the model's own landmark vertices (the fitter before the real-face levers)
 SETTINGS = {"lmk": ({"prdl": 0.0}, {}), "lmk+prdl": ({}, {}),
-            "paper": (dict(PAPER_LOSS_WEIGHTS), {"model_landmarks": "vertices"})}
+            "paper": (dict(PAPER_LOSS_WEIGHTS), dict(PAPER_FIT_OPTIONS))}
 
 #: iBUG-68 regions for the per-region NME
 REGIONS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36), "eyes": range(36, 48),
@@ -335,10 +335,17 @@ def main() -> int:
                     help="the fit's landmarks: MediaPipe's (as prdlfit fit) or the ground truth")
     ap.add_argument("--settings", nargs="+", default=[FRONT_END] + list(SETTINGS), choices=[FRONT_END] + list(SETTINGS))
     ap.add_argument("--loss", action="append", default=[], metavar="NAME=W", help="loss weight for every fitted setting")
+    ap.add_argument("--fit-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="FitConfig field for every fitted setting but paper (value parsed as JSON when it parses), "
+                         "repeatable")
     ap.add_argument("--landmarks", default="calibrated", choices=["calibrated", "vertices"],
                     help="the model's landmark definition (morphable_models.load(..., landmarks=))")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    try:
+        options = parse_fit_options(args.fit_option)
+    except ValueError as err:
+        ap.error(str(err))
 
     model = morphable_models.load("ict", landmarks=args.landmarks)
     items = load_items(args.shared, args.limit, args.limit_other, args.split)
@@ -362,6 +369,7 @@ def main() -> int:
     for name in [n for n in args.settings if n != FRONT_END]:
         w, opts = SETTINGS[name]
         w = dict(w) if name == "paper" else {**extra, **w}
+        opts = dict(opts) if name == "paper" else {**opts, **options}
         fitter = Fitter(model, FitConfig(loss_weights=w, iters=args.iters, rigid_iters=args.rigid_iters,
                                          device=args.device, **opts))
         scores[name] = [None] * len(items)
@@ -391,7 +399,8 @@ def main() -> int:
             f"{args.iters} main iterations, batches of {args.batch}, device {args.device}; fit targets: "
             f"{'MediaPipe landmarks (raw photo)' if args.targets == 'frontend' else 'ground-truth landmarks'}; "
             f"model landmarks: {args.landmarks}"
-            + "".join(f"; --loss {k}={v:g}" for k, v in extra.items()) + ".\n\n"
+            + "".join(f"; --loss {k}={v:g}" for k, v in extra.items())
+            + "".join(f"; {k}={v}" for k, v in options.items()) + ".\n\n"
             + report(items, scores, eos_rows, secs, args))
     return emit(text, args.out)
 

@@ -21,7 +21,7 @@ import numpy as np
 def run(out, shared):
     from dataclasses import replace
 
-    from fitter.config import PAPER_LOSS_WEIGHTS, FitConfig
+    from fitter.config import PAPER_FIT_OPTIONS, PAPER_LOSS_WEIGHTS, FitConfig
     from fitter.optimize import Fitter
     from fitter.targets.pipeline import TargetConfig, build_targets
     from morphable_models import registry
@@ -32,7 +32,7 @@ def run(out, shared):
     base = FitConfig(device="cpu")
     cfgs = {
         "default": (replace(base, iters=60), [T[0]]),
-        "paper": (replace(base, iters=40, loss_weights=dict(PAPER_LOSS_WEIGHTS), model_landmarks="vertices"), [T[1]]),
+        "paper": (replace(base, iters=40, loss_weights=dict(PAPER_LOSS_WEIGHTS), **PAPER_FIT_OPTIONS), [T[1]]),
         "lbfgs": (replace(base, iters=8, optimizer="lbfgs"), [T[2]]),
         "weak": (replace(base, iters=30, camera="weak"), [T[0]]),
         "silpho": (replace(base, iters=15, loss_weights={**base.loss_weights, "sil_iou": 1e-2, "pho": 1e-2}), [T[1]]),

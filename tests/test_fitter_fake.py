@@ -96,6 +96,27 @@ def test_jaw_landmark_weight_reaches_the_landmark_term(model):
         replace(CFG, jaw_landmark_weight=-1.0)
 
 
+def test_profile_id_prior_scales_the_identity_prior_by_the_head_yaw(model):
+    """At ~45° yaw a gain of 8 nearly triples the identity prior (profile_factor of the fitted
+    yaw); a frontal face keeps it as it is; the fit then lands nearer the mean identity."""
+    turned = _target(model, euler=(0.0, 45.0, 0.0))
+    frontal = _target(model, euler=(0.0, 0.0, 0.0))
+    cfg = replace(CFG, loss_weights={**CFG.loss_weights, "id_prior": 0.05}, iters=40, profile_id_prior=0.0)
+    base, prof = Fitter(model, cfg), Fitter(model, replace(cfg, profile_id_prior=8.0))
+    fit = base.fit(turned)
+    assert 35.0 < fit.euler_deg[1] < 55.0
+    args = (fit.id_coeffs, fit.exp_coeffs, fit.rotation, fit.translation)
+    plain = base.evaluate(turned, *args)["id_prior"]
+    factor = 1.0 + 8.0 * ((abs(fit.euler_deg[1]) - 30.0) / 30.0) ** 2
+    assert prof.evaluate(turned, *args)["id_prior"] == pytest.approx(plain * factor, rel=1e-4)
+    flat = base.fit(frontal)
+    flat_args = (flat.id_coeffs, flat.exp_coeffs, flat.rotation, flat.translation)
+    assert prof.evaluate(frontal, *flat_args)["id_prior"] == pytest.approx(base.evaluate(frontal, *flat_args)["id_prior"])
+    assert np.linalg.norm(prof.fit(turned).id_coeffs) < np.linalg.norm(fit.id_coeffs)
+    with pytest.raises(ValueError, match="profile_id_prior"):
+        replace(CFG, profile_id_prior=-1.0)
+
+
 def test_a_batch_fits_each_face_as_if_alone(model):
     a, b = _target(model), _target(model, id_c=(-1.0, 0.5), exp_c=0.8, euler=(-5.0, 20.0, 0.0))
     cfg = replace(CFG, iters=30)

@@ -112,6 +112,22 @@ def test_priors():
     assert torch.allclose(l2_prior(c), torch.tensor([5.0, 9.0]))
 
 
+def test_profile_factor_rises_from_30_to_60_degrees_of_yaw():
+    from fitter.losses import PROFILE_YAW_DEG, profile_factor
+
+    assert PROFILE_YAW_DEG == (30.0, 60.0)
+    yaw = torch.deg2rad(torch.tensor([0.0, -30.0, 45.0, -45.0, 60.0, 85.0], dtype=torch.float64))
+    f = profile_factor(yaw, 8.0)
+    assert f.dtype == torch.float64
+    torch.testing.assert_close(f, torch.tensor([1.0, 1.0, 3.0, 3.0, 9.0, 9.0], dtype=torch.float64))
+    assert torch.equal(profile_factor(yaw, 0.0), torch.ones_like(yaw))
+    torch.testing.assert_close(profile_factor(yaw[2:3], 8.0, yaw_deg=(40.0, 50.0)), torch.tensor([3.0], dtype=torch.float64))
+    with pytest.raises(ValueError, match="yaw"):
+        profile_factor(yaw[None], 1.0)
+    with pytest.raises(ValueError, match="rise"):
+        profile_factor(yaw, 1.0, yaw_deg=(60.0, 30.0))
+
+
 # ----------------------------------------------------------------------------- point-set losses
 def _brute(X, xv, Y, yv):
     """per-part (p2t mean d², t2p mean d², dcd) with numpy."""

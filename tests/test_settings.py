@@ -184,3 +184,16 @@ def test_batch_command_reads_toml_and_run_section(tmp_path):
     r = CliRunner().invoke(main, ["batch", str(tmp_path / "in"), "-o", str(tmp_path / "o2"), "--backend", FAKE,
                                   "--workers", "0", "--config", str(cfg)])
     assert r.exit_code == 2 and f"config {cfg}: unknown config keys: bogus" in r.output
+
+
+def test_fit_options_of_the_scripts_parse_as_json_and_are_checked():
+    from fitter.config import PAPER_FIT_OPTIONS, PAPER_LOSS_WEIGHTS, parse_fit_options
+
+    assert parse_fit_options(["rel_tol=1e-4", "anchors=[8, 8]", "camera=weak", "profile_id_prior=0"]) == {
+        "rel_tol": 1e-4, "anchors": [8, 8], "camera": "weak", "profile_id_prior": 0}
+    for bad, message in (("rel_tol", "KEY=VALUE"), ("no_such_field=1", "no_such_field"), ("rel_tol=-1", "rel_tol")):
+        with pytest.raises(ValueError, match=message):
+            parse_fit_options([bad])
+    paper = FitConfig(loss_weights=PAPER_LOSS_WEIGHTS, **PAPER_FIT_OPTIONS)
+    assert paper.model_landmarks == "vertices" and paper.profile_id_prior == 0.0
+    assert FitConfig().profile_id_prior > 0  # the default leans on the prior at profile

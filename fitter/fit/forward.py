@@ -20,6 +20,7 @@ from fitter.fit.point_sets import PartTables, vertex_masks
 from fitter.geometry.camera import model_to_camera
 from fitter.geometry.cameras import FittingCamera
 from fitter.geometry.raster import face_labels, label_support
+from fitter.geometry.rotation import matrix_to_euler
 from fitter.geometry.visibility import zbuffer_visibility
 from fitter.objective import TERMS, LossContext, Needs, TargetBatch, prdl_per_part
 
@@ -57,16 +58,20 @@ class ForwardPass:
         space: the parameter map (holds the model). tables: the part point tables.
         part_weights: [P] w_p. landmark_weights: [68]. exp_sparse_weights: [K_exp].
         support_radius: pixels (< 0: no label support). area_weights: PRDL's f_ave weighted by area.
+        profile_id_gain: the identity prior's factor at profile (:func:`fitter.losses.profile_factor`
+            of the current head yaw; 0 = off).
     """
 
     def __init__(self, space: ParamSpace, tables: PartTables, part_weights: Tensor, landmark_weights: Tensor,
-                 exp_sparse_weights: Tensor, support_radius: int = 1, area_weights: bool = True):
+                 exp_sparse_weights: Tensor, support_radius: int = 1, area_weights: bool = True,
+                 profile_id_gain: float = 0.0):
         self.space, self.model, self.tables = space, space.model, tables
         self.part_weights = part_weights
         self.landmark_weights = landmark_weights
         self.exp_sparse_weights = exp_sparse_weights
         self.support_radius = support_radius
         self.area_weights = area_weights
+        self.profile_id_gain = profile_id_gain
 
     def _see(self, pts_img: Tensor, pts_cam: Tensor, size: Tuple[int, int]) -> Visibility:
         """Z-buffer visibility and the part points' label support at the current fit."""
@@ -112,6 +117,8 @@ class ForwardPass:
             part_triangles=tables.part_triangles, landmark_weights=self.landmark_weights,
             exp_sparse_weights=self.exp_sparse_weights, pred_weights=pred_weights, part_support=visibility.support,
         )
+        if self.profile_id_gain > 0 and terms.get("id_prior", 0) > 0:
+            ctx.id_prior_scale = L.profile_factor(matrix_to_euler(R.detach())[:, 1], self.profile_id_gain)
         if colour:
             gain, ctx.sh = colour
             base = m.albedo if m.albedo is not None else torch.ones_like(m.mean)

@@ -22,7 +22,7 @@ from fitter.losses.prdl import (
     prdl_loss,
     prdl_part_losses,
 )
-from fitter.losses.priors import gaussian_prior, l1_prior, l2_prior
+from fitter.losses.priors import PROFILE_YAW_DEG, gaussian_prior, l1_prior, l2_prior, profile_factor
 from fitter.losses.segmentation import (
     chamfer_loss,
     dcd_loss,
@@ -36,6 +36,7 @@ __all__ = [
     "EYE_PAIRS",
     "JAW_WEIGHT",
     "LIP_PAIRS",
+    "PROFILE_YAW_DEG",
     "closure_loss",
     "compact_point_sets",
     "chamfer_loss",
@@ -57,6 +58,7 @@ __all__ = [
     "prdl_descriptors_naive",
     "prdl_loss",
     "prdl_part_losses",
+    "profile_factor",
     "sample_image",
     "sh_basis",
     "sh_shading",

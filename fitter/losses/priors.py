@@ -1,9 +1,14 @@
 """Priors on the model coefficients (the paper's λ_reg term)."""
 from __future__ import annotations
 
-from typing import Optional
+import math
+from typing import Optional, Tuple
 
+import torch
 from torch import Tensor
+
+#: head yaw (degrees) where :func:`profile_factor` starts to rise and where it reaches 1 + gain.
+PROFILE_YAW_DEG: Tuple[float, float] = (30.0, 60.0)
 
 
 def _scaled(coeffs: Tensor, std: Tensor) -> Tensor:
@@ -59,3 +64,28 @@ def l1_prior(coeffs: Tensor, std: Tensor, weights: Optional[Tensor] = None) -> T
     if weights is not None:
         z = z * weights[: z.shape[1]].to(device=z.device, dtype=z.dtype)
     return z.sum(dim=1)
+
+
+def profile_factor(yaw: Tensor, gain: float, yaw_deg: Tuple[float, float] = PROFILE_YAW_DEG) -> Tensor:
+    """Per-face factor of a prior that grows as the head turns towards profile.
+
+    ``1 + gain · r²`` with ``r = clamp((|yaw| − y₀) / (y₁ − y₀), 0, 1)``, (y₀, y₁) = ``yaw_deg``:
+    1 up to y₀, 1 + gain from y₁ on. A 2D detector's landmarks grow less accurate as the face
+    turns (the far half is foreshortened and partly hidden, the near contour is the silhouette);
+    scaling a prior by this factor is the same as scaling the data terms by its inverse, i.e. a
+    detector noise variance that grows with yaw, so a profile fit leans on the model's statistics
+    where the photo says less.
+
+    Args:
+        yaw: [B] head yaw, radians (any sign). gain: ≥ 0 (0 = factor 1 everywhere).
+        yaw_deg: (y₀, y₁) degrees, y₀ < y₁.
+    Returns:
+        [B] factors ≥ 1, same dtype and device as ``yaw`` (no gradient).
+    """
+    if yaw.dim() != 1:
+        raise ValueError(f"yaw must be [B], got {tuple(yaw.shape)}")
+    y0, y1 = (math.radians(float(d)) for d in yaw_deg)
+    if not y1 > y0:
+        raise ValueError(f"yaw_deg must rise, got {tuple(yaw_deg)}")
+    r = ((yaw.detach().abs() - y0) / (y1 - y0)).clamp(0.0, 1.0)
+    return 1.0 + float(gain) * r.square() if gain else torch.ones_like(yaw.detach())
