@@ -62,6 +62,17 @@ class TargetBatch:
     def batch_size(self) -> int:
         return int(self.landmarks.shape[0])
 
+    def select(self, index: Tensor) -> "TargetBatch":
+        """The faces ``index`` [b] (long) of this batch, in that order (the anchors are shared)."""
+        def pick(x: Optional[Tensor]) -> Optional[Tensor]:
+            return None if x is None else x.index_select(0, index)
+
+        return TargetBatch(size=self.size, landmarks=pick(self.landmarks), landmark_valid=pick(self.landmark_valid),
+                           points=pick(self.points), points_valid=pick(self.points_valid),
+                           part_present=pick(self.part_present), anchors=self.anchors, desc=pick(self.desc),
+                           occlusion=pick(self.occlusion), forehead_line=pick(self.forehead_line),
+                           masks=pick(self.masks), image=pick(self.image))
+
 
 def _with_outline(targets: Sequence[Targets], points: Tensor, valid: Tensor, weights: Tensor):
     """(points [B, P, M + K, 2], valid [B, P, M + K], weights [B, P, M + K]) for Γ*: each set

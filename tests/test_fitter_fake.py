@@ -127,6 +127,49 @@ def test_a_batch_fits_each_face_as_if_alone(model):
     np.testing.assert_allclose(both[1].rotation, alone.rotation, atol=1e-4)
 
 
+def test_converged_faces_leave_the_batch_compute(model, monkeypatch):
+    """Once a face has converged, the batch's evaluations run on the live faces only (fitter.fit.live),
+    and each face still ends where it would alone."""
+    from fitter.fit.forward import ForwardPass
+
+    a, b = _target(model), _target(model, id_c=(-1.0, 0.5), exp_c=0.8, euler=(-5.0, 20.0, 0.0))
+    cfg = replace(CFG, iters=60)
+    sizes = []
+    real = ForwardPass.__call__
+
+    def spy(self, params, tb, *args, **kwargs):
+        sizes.append(tb.batch_size)
+        assert params.z_id.shape[0] == tb.batch_size
+        return real(self, params, tb, *args, **kwargs)
+
+    monkeypatch.setattr(ForwardPass, "__call__", spy)
+    both = Fitter(model, cfg).fit([a, b])
+    assert both[0].iterations != both[1].iterations  # one face stopped first ...
+    assert 1 in sizes and 2 in sizes  # ... and the batch went on without it
+    for fit, target in zip(both, (a, b)):
+        alone = Fitter(model, cfg).fit(target)
+        assert fit.iterations == alone.iterations
+        np.testing.assert_allclose(fit.exp_coeffs, alone.exp_coeffs, atol=1e-4)
+        np.testing.assert_allclose(fit.landmarks2d, alone.landmarks2d, atol=1e-3)
+
+
+def test_live_batch_spreads_rows_back_and_merges_visibility():
+    from fitter.fit.forward import Visibility
+    from fitter.fit.live import spread
+
+    idx = torch.tensor([0, 2])
+    torch.testing.assert_close(spread(torch.tensor([1.0, 3.0]), idx, 3, fill=torch.tensor([9.0, 8.0, 7.0])),
+                               torch.tensor([1.0, 8.0, 3.0]))
+    assert torch.isnan(spread(torch.tensor([1.0, 3.0]), idx, 3)[1])
+    full = Visibility(torch.tensor([[True, True], [True, False], [False, False]]), None)
+    part = Visibility(torch.tensor([[False, True], [True, True]]), torch.ones(2, 1, 1, dtype=torch.bool))
+    merged = full.merged(idx, part, 3)
+    assert merged.points.tolist() == [[False, True], [True, False], [True, True]]
+    assert merged.support[:, 0, 0].tolist() == [True, False, True]  # never computed: False
+    assert full.points[0].tolist() == [True, True]  # the original is not modified
+    assert full.select(torch.tensor([1])).points.tolist() == [[True, False]]
+
+
 def test_weak_camera_and_lr_decay_run_through_the_fitter(model):
     target = _target(model)
     fit = Fitter(model, replace(CFG, camera="weak", lr_decay=0.1, iters=60)).fit(target)

@@ -285,3 +285,23 @@ def test_writer_refuses_failed_fit_and_wrong_model(fake_model, tmp_path):
     with pytest.raises(ValueError, match="pass the model that was fitted"):
         write_fit_outputs(fit, other, tmp_path / "b")
     assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())
+
+
+def test_curves_plot_labels_its_log_axes_with_plain_numbers():
+    """curves.png is drawn with every fit: plain decade labels (no mathtext), and an axis whose
+    data spans less than a decade still gets labels (its minor ticks)."""
+    from fitter.outputs.curves import plot_history
+    from fitter.result import LossHistory
+
+    def labels(fig, k=0):
+        fig.canvas.draw()
+        ax = fig.axes[k]
+        return [t.get_text() for t in ax.get_yticklabels() + ax.get_yticklabels(minor=True) if t.get_text()]
+
+    wide = LossHistory(rows=[{"iteration": i, "stage": "full", "total": 10.0 ** -i, "lmk": 0.5 * 10.0 ** -i}
+                             for i in range(1, 6)])
+    text = labels(plot_history(wide, "wide"))
+    assert text and all("$" not in t for t in text)
+    assert "0.001" in text
+    narrow = LossHistory(rows=[{"iteration": i, "stage": "full", "total": 0.3 + 0.2 / i} for i in range(1, 30)])
+    assert labels(plot_history(narrow)), "no y labels on an axis within one decade"

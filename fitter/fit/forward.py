@@ -39,6 +39,23 @@ class Visibility:
     points: Optional[Tensor] = None
     support: Optional[Tensor] = None
 
+    def select(self, index: Tensor) -> "Visibility":
+        """The faces ``index`` [b] (long) of the batch."""
+        return Visibility(*(None if x is None else x.index_select(0, index) for x in (self.points, self.support)))
+
+    def merged(self, index: Tensor, part: "Visibility", batch: int) -> "Visibility":
+        """A copy of this [B] visibility with the rows ``index`` replaced by ``part``'s [b] (rows
+        never computed are False)."""
+        out = []
+        for full, sub in ((self.points, part.points), (self.support, part.support)):
+            if sub is None:
+                out.append(full)
+                continue
+            base = full.clone() if full is not None else sub.new_zeros((batch,) + tuple(sub.shape[1:]))
+            base[index] = sub
+            out.append(base)
+        return Visibility(*out)
+
 
 @dataclass
 class Evaluation:

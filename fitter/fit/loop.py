@@ -1,7 +1,8 @@
 """The iterations of one stage: the optimizer, its learning-rate schedule, and the step loop.
 
-Each iteration evaluates the stage's terms (visibility refreshed every ``visibility_every``
-iterations), steps the optimizer on the sum of the live faces' objectives, projects the expression
+Each iteration evaluates the stage's terms on the faces still live (visibility refreshed every
+``visibility_every`` iterations; converged and failed faces leave the compute,
+:mod:`fitter.fit.live`), steps the optimizer on the sum of their objectives, projects the expression
 bounds, logs, and checks early stopping (:class:`~fitter.fit.run_state.RunState`). Adam uses two
 parameter groups (pose at ``lr * pose_lr_scale``) and an optional cosine decay to ``lr_decay`` of
 the rate; L-BFGS does one strong-Wolfe iteration per step.
@@ -18,6 +19,7 @@ from torch import Tensor
 from fitter.config import FitConfig
 from fitter.fit.adam import Adam
 from fitter.fit.forward import Colour, ForwardPass
+from fitter.fit.live import LiveBatch
 from fitter.fit.params import FaceParams
 from fitter.fit.run_state import RunState
 from fitter.geometry.cameras import FittingCamera
@@ -75,6 +77,7 @@ def run_stage(stage: Stage, forward: ForwardPass, params: FaceParams, tb: Target
     base_lr = [g["lr"] for g in opt.param_groups]
     decay = cfg.optimizer == "adam" and cfg.lr_decay < 1.0
     sees = Needs.of(stage.terms).point_sets  # the stage refreshes visibility and point sets
+    batch = LiveBatch(tb, camera)
     for it in range(stage.iters):
         if decay:
             for g, lr in zip(opt.param_groups, base_lr):
@@ -85,18 +88,19 @@ def run_stage(stage: Stage, forward: ForwardPass, params: FaceParams, tb: Target
         def closure():
             opt.zero_grad(set_to_none=True)
             fresh = (refresh and not record) or (cfg.optimizer == "lbfgs")
-            ev = forward(params, tb, camera, stage.terms, colour, state.visible, fresh, point_sets=sees)
-            live = (~state.frozen).to(ev.total.dtype)
-            finite = torch.isfinite(ev.total)
-            loss = torch.where(finite, ev.total, torch.zeros_like(ev.total))
-            (loss * live).sum().backward()
+            # the live faces only (frozen ones leave the compute; see fitter.fit.live)
+            _, live_total, total, values, seen = batch.evaluate(forward, params, stage.terms, colour, state.visible,
+                                                                fresh, sees, state.frozen, state.prev)
+            finite = torch.isfinite(live_total)
+            loss = torch.where(finite, live_total, torch.zeros_like(live_total))
+            loss.sum().backward()
             if not record:
-                record["total"] = ev.total.detach()
-                record["values"] = {k: v.detach() for k, v in ev.values.items()}
-                state.visible = ev.visibility
+                record["total"] = total.detach()
+                record["values"] = {k: v.detach() for k, v in values.items()}
+                state.visible = seen
             # a line search must see a non-finite point as very bad, not as a loss of 0
             shown = torch.where(finite, loss.detach(), torch.full_like(loss, NONFINITE_LOSS))
-            return (shown * live).sum()
+            return shown.sum()
 
         opt.step(closure)
         with torch.no_grad():

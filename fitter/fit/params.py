@@ -46,6 +46,11 @@ class FaceParams:
         """Rotation and translation only (the rigid stage; a smaller learning rate in Adam)."""
         return [self.rot6d, self.trans_xy, self.log_depth]
 
+    def select(self, index: Tensor) -> "FaceParams":
+        """The faces ``index`` [b] (long) as views of these tensors: a loss on them sends its
+        gradient back to the selected rows of the full tensors (the others get 0)."""
+        return FaceParams(*(t.index_select(0, index) for t in self.tensors()))
+
 
 class ParamSpace:
     """The map between :class:`FaceParams` and model coefficients / pose for one model.

@@ -63,6 +63,10 @@ class PerspectiveCamera:
         """The focal (pixels) recorded in a result for one face's ``log_depth`` [1]."""
         return float(self.focal)
 
+    def select(self, index: Tensor) -> "PerspectiveCamera":
+        """The camera of the faces ``index`` [b] (long) of the batch."""
+        return PerspectiveCamera(self.focal, self.principal.index_select(0, index))
+
 
 class WeakPerspectiveCamera:
     """Scaled orthographic camera; each face's scale is its ``exp(log_depth)``.
@@ -96,6 +100,10 @@ class WeakPerspectiveCamera:
     def focal_of(self, log_depth: Tensor) -> float:
         """The scale (pixels per model unit) that a result records as its ``focal``."""
         return float(log_depth.detach().exp())
+
+    def select(self, index: Tensor) -> "WeakPerspectiveCamera":
+        """The camera of the faces ``index`` [b] (long) of the batch."""
+        return WeakPerspectiveCamera(self.principal.index_select(0, index))
 
 
 FittingCamera = Union[PerspectiveCamera, WeakPerspectiveCamera]

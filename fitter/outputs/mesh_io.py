@@ -6,7 +6,6 @@ Blender and Open3D read; faces are 1-based. PLY is binary little-endian with ``f
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -39,16 +38,15 @@ def obj_text(vertices: np.ndarray, triangles: np.ndarray, colors: Optional[np.nd
     vertices = np.asarray(vertices, dtype=np.float64)
     triangles = np.asarray(triangles, dtype=np.int64)
     _check_mesh(vertices, triangles, colors)
-    buf = io.StringIO()
-    for line in comment.splitlines():
-        buf.write(f"# {line}\n")
+    head = "".join(f"# {line}\n" for line in comment.splitlines())
     if colors is None:
-        np.savetxt(buf, vertices, fmt="v %.6f %.6f %.6f")
+        rows, row = vertices, "v %.6f %.6f %.6f\n"
     else:
         rows = np.concatenate([vertices, np.asarray(colors, dtype=np.float64) / 255.0], axis=1)
-        np.savetxt(buf, rows, fmt="v %.6f %.6f %.6f %.4f %.4f %.4f")
-    np.savetxt(buf, triangles + 1, fmt="f %d %d %d")
-    return buf.getvalue()
+        row = "v %.6f %.6f %.6f %.4f %.4f %.4f\n"
+    # one %-format over all rows (the same text as np.savetxt's row by row, ~5x faster)
+    return (head + (row * len(rows)) % tuple(rows.ravel().tolist())
+            + ("f %d %d %d\n" * len(triangles)) % tuple((triangles + 1).ravel().tolist()))
 
 
 def ply_bytes(vertices: np.ndarray, triangles: np.ndarray, colors: np.ndarray, comment: str = "") -> bytes:
