@@ -16,7 +16,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-from fitter.fit.forward import Colour, Evaluation, ForwardPass, Visibility
+from fitter.fit.forward import Colour, ForwardPass, Visibility
 from fitter.fit.params import FaceParams
 from fitter.geometry.cameras import FittingCamera
 from fitter.objective import TargetBatch
@@ -49,17 +49,17 @@ class LiveBatch:
 
     def evaluate(self, forward: ForwardPass, params: FaceParams, terms, colour: Optional[Colour],
                  visible: Optional[Visibility], refresh: bool, point_sets: bool, frozen: Tensor,
-                 fill: Optional[Tensor]) -> Tuple[Evaluation, Tensor, Tensor, Dict[str, Tensor], Optional[Visibility]]:
+                 fill: Optional[Tensor]) -> Tuple[Tensor, Tensor, Dict[str, Tensor], Optional[Visibility]]:
         """One evaluation of the live faces.
 
-        Returns (the evaluation of the live faces, their objectives [b] (to sum and backpropagate),
+        Returns (the live faces' objectives [b] (to sum and backpropagate),
         the objective of every face [B] (frozen rows from ``fill`` [B] or NaN), the term values
         [B, ...] (frozen rows NaN), the visibility of the batch [B] after this evaluation).
         """
         sub = self.subset(frozen)
         if sub is None:
             ev = forward(params, self.tb, self.camera, terms, colour, visible, refresh, point_sets=point_sets)
-            return ev, ev.total, ev.total, ev.values, ev.visibility
+            return ev.total, ev.total, ev.values, ev.visibility
         index, tb, camera = sub
         col = tuple(c.index_select(0, index) for c in colour) if colour else None
         ev = forward(params.select(index), tb, camera, terms, col, visible.select(index) if visible else None,
@@ -67,4 +67,4 @@ class LiveBatch:
         total = spread(ev.total.detach(), index, self.batch, fill)
         values = {k: spread(v.detach(), index, self.batch) for k, v in ev.values.items()}
         seen = (visible or Visibility()).merged(index, ev.visibility, self.batch)
-        return ev, ev.total, total, values, seen
+        return ev.total, total, values, seen

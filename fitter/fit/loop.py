@@ -89,8 +89,8 @@ def run_stage(stage: Stage, forward: ForwardPass, params: FaceParams, tb: Target
             opt.zero_grad(set_to_none=True)
             fresh = (refresh and not record) or (cfg.optimizer == "lbfgs")
             # the live faces only (frozen ones leave the compute; see fitter.fit.live)
-            _, live_total, total, values, seen = batch.evaluate(forward, params, stage.terms, colour, state.visible,
-                                                                fresh, sees, state.frozen, state.prev)
+            live_total, total, values, seen = batch.evaluate(forward, params, stage.terms, colour, state.visible,
+                                                             fresh, sees, state.frozen, state.prev)
             finite = torch.isfinite(live_total)
             loss = torch.where(finite, live_total, torch.zeros_like(live_total))
             loss.sum().backward()
