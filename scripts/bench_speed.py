@@ -16,9 +16,16 @@
    each run (startup / targets / fit / outputs; ``scripts/time_split.py``), median of ``--repeats``;
    the whole-command wall time is measured pairwise against the yardstick with ``farm-bench``
    (BENCHMARKS.md).
+5. ``--batch-images N``: ``prdlfit batch`` throughput (``scripts/bench_batch.py``: N copies of the
+   example photos, 2 workers × batches of 4 on the CPU, the same iterations), images per minute.
+
+``--json OUT`` keeps the headline numbers of a run (seconds per face, the photo's steps, images per
+minute); ``--previous JSON`` prints this run's beside those of an earlier one, with their ratio.
 
 Usage:
     PRDLFIT_CACHE=/work/main/.cache python scripts/bench_speed.py --iters 50 --out speed.md [--full]
+    python scripts/bench_speed.py --iters 200 --skip prdl opt --photo IMG --batch-images 16 \
+        --json now.json --previous before.json
 """
 from __future__ import annotations
 
@@ -26,7 +33,7 @@ import argparse
 import os
 import sys
 import time
-from typing import List
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -47,9 +54,11 @@ def available_devices() -> List[str]:
     return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def fit_times(model, devices: List[str], batches: List[int], iters: int, rigid: int, repeats: int = 3) -> List[str]:
+def fit_times(model, devices: List[str], batches: List[int], iters: int, rigid: int, repeats: int = 3,
+              numbers: Optional[Dict[str, float]] = None) -> List[str]:
     """Wall time of one batched fit per batch size; a batch of 1 is timed ``repeats`` times
-    (median and range: a shared VM's timings vary by ±20 %), larger batches once."""
+    (median and range: a shared VM's timings vary by ±20 %), larger batches once. ``numbers``
+    gets ``fit <device> batch <B>: s per face``."""
     cases = [random_case(model, seed=i) for i in range(max(batches))]
     lines = ["| device | batch | wall s | s per face | runs (s) |", "|---|---:|---:|---:|---|"]
     for dev in devices:
@@ -65,6 +74,8 @@ def fit_times(model, devices: List[str], batches: List[int], iters: int, rigid: 
                 walls.append(time.perf_counter() - t0)
             wall = float(np.median(walls))
             lines.append(f"| {dev} | {B} | {wall:.1f} | {wall / B:.2f} | {', '.join(f'{w:.1f}' for w in walls)} |")
+            if numbers is not None:
+                numbers[f"fit {dev} batch {B}: s per face"] = wall / B
             print(lines[-1], file=sys.stderr)
     return lines
 
@@ -112,8 +123,9 @@ def optimizer_times(model, device: str, iters: int, rigid: int, seed: int) -> Li
     return lines
 
 
-def photo_split(photo: str, repeats: int) -> List[str]:
-    """Median seconds per step of ``scripts/time_split.py`` over ``repeats`` fresh processes."""
+def photo_split(photo: str, repeats: int, numbers: Optional[Dict[str, float]] = None) -> List[str]:
+    """Median seconds per step of ``scripts/time_split.py`` over ``repeats`` fresh processes
+    (``numbers`` gets ``photo <step> s``)."""
     import json
     import subprocess
     import tempfile
@@ -131,8 +143,38 @@ def photo_split(photo: str, repeats: int) -> List[str]:
     keys = ["startup", "targets", "fit", "outputs", "process"]
     med = {k: float(np.median([r[k] for r in runs])) for k in keys}
     its = sorted(r["iterations"] for r in runs)
+    if numbers is not None:
+        numbers.update({f"photo {k} s": med[k] for k in keys})
     return ["| " + " | ".join(keys) + " | iterations |", "|" + "---:|" * (len(keys) + 1),
             "| " + " | ".join(f"{med[k]:.2f}" for k in keys) + f" | {its[len(its) // 2]} |"]
+
+
+def batch_throughput(images: int, iters: int, rigid: int, numbers: Optional[Dict[str, float]] = None) -> List[str]:
+    """``prdlfit batch`` images per minute (``bench_batch.py`` in a subprocess: ``images`` copies of
+    the example photos, 2 workers × batches of 4, CPU); ``numbers`` gets ``batch images/min``."""
+    import re
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    cmd = [sys.executable, os.path.join(here, "bench_batch.py"), "--copies", str(images), "--batch-size", "4",
+           "--workers", "2", "--device", "cpu", "--iters", str(iters), "--rigid-iters", str(rigid)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    line = [ln for ln in out.splitlines() if "images/min=" in ln][-1]
+    rate = float(re.search(r"images/min=([0-9.]+)", line).group(1))
+    if numbers is not None:
+        numbers["batch images/min"] = rate
+    return ["```", line, "```"]
+
+
+def beside(previous: Dict[str, float], numbers: Dict[str, float]) -> List[str]:
+    """Markdown rows: each number of this run beside the previous run's (ratio now / before)."""
+    lines = ["| number | previous | now | now / previous |", "|---|---:|---:|---:|"]
+    for key in sorted(set(previous) | set(numbers)):
+        old, new = previous.get(key), numbers.get(key)
+        ratio = f"{new / old:.2f}" if old and new is not None else "–"
+        fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
+        lines.append(f"| {key} | {fmt(old)} | {fmt(new)} | {ratio} |")
+    return lines
 
 
 def main() -> int:
@@ -147,8 +189,21 @@ def main() -> int:
                     help="devices to time (default: cpu, and cuda when available); the Adam/L-BFGS "
                          "comparison runs on the first")
     ap.add_argument("--photo", default=None, help="also the per-step time split of this photo (CPU)")
+    ap.add_argument("--batch-images", type=int, default=0, help="also prdlfit batch throughput on this many images")
+    ap.add_argument("--json", default=None, help="write the headline numbers here")
+    ap.add_argument("--previous", default=None, help="a --json file of an earlier run, printed beside this one's")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    previous = None
+    if args.previous:
+        import json
+
+        try:
+            with open(args.previous, encoding="utf-8") as f:
+                previous = {str(k): float(v) for k, v in json.load(f).items()}
+        except (OSError, ValueError, TypeError, AttributeError) as err:
+            ap.error(f"--previous {args.previous}: not a --json file of this script ({err})")
+    numbers: Dict[str, float] = {}
 
     devices = args.devices or available_devices()
     if "cuda" in devices and not torch.cuda.is_available():
@@ -159,7 +214,7 @@ def main() -> int:
     if "fit" not in args.skip:
         parts += [f"### Time per fit ({args.rigid_iters} rigid + {args.iters} main iterations, lmk + PRDL, Adam)", ""]
         sizes = [1, 8] + ([64] if args.full else [])
-        parts += fit_times(model, devices, sizes, args.iters, args.rigid_iters, args.repeats) + [""]
+        parts += fit_times(model, devices, sizes, args.iters, args.rigid_iters, args.repeats, numbers) + [""]
     if "prdl" not in args.skip:
         parts += [f"### PRDL forward + backward (median of {args.repeats})", ""] + prdl_times(devices, args.repeats) + [""]
     if "opt" not in args.skip:
@@ -169,7 +224,19 @@ def main() -> int:
     if args.photo:
         parts += [f"### One photo, step by step ({os.path.basename(args.photo)}, default settings, CPU, "
                   f"median of {args.repeats} fresh processes; seconds)", ""]
-        parts += photo_split(args.photo, args.repeats) + [""]
+        parts += photo_split(args.photo, args.repeats, numbers) + [""]
+    if args.batch_images:
+        parts += [f"### prdlfit batch ({args.batch_images} images, 2 workers × batches of 4, {args.rigid_iters} rigid + "
+                  f"{args.iters} main iterations, CPU)", ""]
+        parts += batch_throughput(args.batch_images, args.iters, args.rigid_iters, numbers) + [""]
+    if previous is not None:
+        parts += [f"### Beside the previous run ({os.path.basename(args.previous)})", ""] + beside(previous, numbers) + [""]
+    if args.json:
+        import json
+
+        from fitter.outputs.atomic import write_text_atomic
+
+        write_text_atomic(args.json, json.dumps(numbers, indent=1, sort_keys=True) + "\n")
     text = "\n".join(parts)
     return emit(text, args.out)
 
