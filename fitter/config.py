@@ -5,6 +5,7 @@ Every field has a default that reproduces the paper's setup where the paper stat
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Dict, Optional, Tuple
@@ -232,8 +233,6 @@ def parse_fit_options(texts) -> Dict[str, object]:
     VALUE is read as JSON where it parses (numbers, lists, objects, true/false), else kept as a
     string. ValueError for a text without ``=`` or options FitConfig refuses (unknown field, bad
     value), naming it."""
-    import json
-
     options: Dict[str, object] = {}
     for text in texts:
         key, sep, value = str(text).partition("=")
@@ -245,9 +244,7 @@ def parse_fit_options(texts) -> Dict[str, object]:
             options[key.strip()] = value
     try:
         FitConfig(**options)  # type: ignore[arg-type]
-    except TypeError as err:
-        raise ValueError(f"bad --fit-option: {err}") from None
-    except ValueError as err:
+    except (TypeError, ValueError) as err:  # an unknown field / a bad value
         raise ValueError(f"bad --fit-option: {err}") from None
     return options
 

@@ -30,6 +30,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -126,7 +127,6 @@ def optimizer_times(model, device: str, iters: int, rigid: int, seed: int) -> Li
 def photo_split(photo: str, repeats: int, numbers: Optional[Dict[str, float]] = None) -> List[str]:
     """Median seconds per step of ``scripts/time_split.py`` over ``repeats`` fresh processes
     (``numbers`` gets ``photo <step> s``)."""
-    import json
     import subprocess
     import tempfile
 
@@ -196,8 +196,6 @@ def main() -> int:
     args = ap.parse_args()
     previous = None
     if args.previous:
-        import json
-
         try:
             with open(args.previous, encoding="utf-8") as f:
                 previous = {str(k): float(v) for k, v in json.load(f).items()}
@@ -232,8 +230,6 @@ def main() -> int:
     if previous is not None:
         parts += [f"### Beside the previous run ({os.path.basename(args.previous)})", ""] + beside(previous, numbers) + [""]
     if args.json:
-        import json
-
         from fitter.outputs.atomic import write_text_atomic
 
         write_text_atomic(args.json, json.dumps(numbers, indent=1, sort_keys=True) + "\n")

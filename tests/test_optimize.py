@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fitter import objective
-from fitter.config import PAPER_LOSS_WEIGHTS, FitConfig
+from fitter.config import PAPER_FIT_OPTIONS, PAPER_LOSS_WEIGHTS, FitConfig
 from fitter.fit.point_sets import PartTables, fall_back_when_empty
 from fitter.geometry.procrustes import weak_procrustes
 from fitter.metrics import aligned_vertex_error, face_vertex_indices, part_ious, render_part_labels
@@ -148,7 +148,7 @@ def test_prdl_and_landmarks_improve_parts_and_shape_over_rigid_fit(model, weight
              [(1, "mouth_open"), (2, "eyes_closed"), (3, "frown")]]
     targets = [c.targets for c in cases]
     w = dict(PAPER_LOSS_WEIGHTS) if weights == "paper" else {}
-    opts = {"profile_id_prior": 0.0} if weights == "paper" else {}  # the paper's priors at every pose
+    opts = {"profile_id_prior": PAPER_FIT_OPTIONS["profile_id_prior"]} if weights == "paper" else {}  # at every pose
     rigid = Fitter(model, FitConfig(loss_weights=w, iters=0, rigid_iters=50, device="cpu", **opts)).fit(targets)
     full = Fitter(model, FitConfig(loss_weights=w, iters=200, rigid_iters=50, device="cpu", **opts)).fit(targets)
     gain, floor = (0.1, 0.72) if weights == "paper" else (0.05, 0.65)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 from typing import Optional, Tuple
 
-import torch
 from torch import Tensor
 
 #: head yaw (degrees) where :func:`profile_factor` starts to rise and where it reaches 1 + gain.
@@ -88,4 +87,4 @@ def profile_factor(yaw: Tensor, gain: float, yaw_deg: Tuple[float, float] = PROF
     if not y1 > y0:
         raise ValueError(f"yaw_deg must rise, got {tuple(yaw_deg)}")
     r = ((yaw.detach().abs() - y0) / (y1 - y0)).clamp(0.0, 1.0)
-    return 1.0 + float(gain) * r.square() if gain else torch.ones_like(yaw.detach())
+    return 1.0 + float(gain) * r.square()

@@ -105,7 +105,8 @@ def plot_history(history: LossHistory, title: str = "") -> Figure:
     """Figure of one fit: total and each term (log y), and per-part PRDL when present.
 
     Written with every fit (``curves.png``), so it is drawn cheaply: fixed margins
-    (:data:`HISTORY_MARGINS`) and plain decade labels, no minor-tick labels."""
+    (:data:`HISTORY_MARGINS`) and plain decade labels (minor ticks labelled only on an axis whose
+    data lies within one decade)."""
     parts = part_columns(history)
     fig = Figure(figsize=(10 if parts else 6, 4), dpi=100)
     FigureCanvasAgg(fig)
