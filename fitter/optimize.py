@@ -15,7 +15,6 @@ while the others go on. The optimizer reads and writes no files. Parametrization
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -35,6 +34,7 @@ from fitter.geometry.cameras import FittingCamera, camera_for_crop
 from fitter.objective import Needs, TargetBatch, collate_targets, weighted_terms
 from fitter.result import FitResult
 from fitter.targets.types import Targets
+from morphable_models.landmark_embedding import own_landmarks
 from morphable_models.model import PART_NAMES, MorphableModel
 
 __all__ = ["Fitter", "ProgressFn"]
@@ -54,8 +54,8 @@ class Fitter:
     def __init__(self, model: MorphableModel, config: Optional[FitConfig] = None, target_config=None):
         cfg = self.config = config or FitConfig()
         self.device = torch.device(resolve_device(cfg.device))
-        if cfg.model_landmarks == "vertices" and model.landmark_vertices is not None:
-            model = replace(model, landmarks68=model.landmark_vertices)
+        if cfg.model_landmarks == "vertices":
+            model = own_landmarks(model)
         self.model = m = model.to(self.device, dtype=torch.float32)
         self.target_config = target_config
         torch.manual_seed(cfg.seed)

@@ -87,6 +87,9 @@ class MorphableModel:
     #: [68] int64 the model's own landmark vertices, kept when ``landmarks68`` was re-pointed at
     #: embedded points (:func:`morphable_models.landmark_embedding.embed_landmarks`); else None.
     landmark_vertices: Optional[Tensor] = None
+    #: [17, L] int64 the model's own ``contour_candidates``, kept when an embedding replaced the
+    #: jaw lines; else None.
+    own_contour_candidates: Optional[Tensor] = None
     units: str = "cm"
     mm_per_unit: float = 10.0
     license: str = ""

@@ -2,7 +2,7 @@
 """Fit the model's iBUG-68 landmark embedding to annotated photos (writes ``<model>_landmarks68.json``).
 
 For each landmark k (the chin 8 and the inner points 17-67; the other jaw points march along the
-outline) the script looks for the point of the model's surface, one triangle f and barycentric
+outline, see below) the script looks for the point of the model's surface, one triangle f and barycentric
 weights w, whose projections through fitted meshes land nearest to the annotators' points:
 
     (f_k, w_k) = argmin_{f, w}  mean_i  ‖ Σ_j w_j · P_i(V_{f_j}) − g_ik ‖ / d_i
@@ -13,6 +13,13 @@ scores. Candidates are the face triangles within ``--radius`` of the landmark's 
 mean face, each on a barycentric grid, refined once on a finer grid around the best. Fits and
 embedding depend on each other, so the two alternate for ``--rounds`` rounds (fit with the current
 table, re-place every landmark).
+
+Jaw points 0-7 and 9-16 are the outermost vertex of a contour line at one height of the face
+(:func:`morphable_models.contours.contour_line`), and where along the jaw the annotators put each
+one is a convention of its own: for each, the script tries as the line's anchor every vertex of the
+neutral face's frontal outline within half the distance to its neighbours and keeps the one whose
+marched points (in the same fitted meshes) land nearest to the annotations (``--no-jaw``: keep the
+model's lines).
 
 The photos are one split of ``shared/images/300w-train`` (``--split calibration``: the even
 positions of the sorted file list; ``scripts/eval_real.py --split evaluation`` reports on the odd
@@ -27,17 +34,20 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 import morphable_models
 from fitter.config import FitConfig, parse_loss_option
+from fitter.losses.landmarks import jaw_outward_directions
 from fitter.metrics import face_vertex_indices
 from fitter.optimize import Fitter
 from fitter.targets.landmark_files import read_pts
 from fitter.targets.pipeline import TargetConfig, build_targets
-from morphable_models.landmark_embedding import LandmarkEmbedding, embed_landmarks, embedding_path
+from morphable_models.contours import contour_line, line_frame, pad_lines
+from morphable_models.landmark_embedding import LandmarkEmbedding, embed_landmarks, embedding_path, packaged_embedding
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from real_data import split_300w  # noqa: E402
@@ -92,6 +102,55 @@ def calibrate(model, proj: np.ndarray, gts: np.ndarray, scale: np.ndarray, radiu
                              weights=torch.from_numpy(np.stack(weights)).float(), model=model.name)
 
 
+def march_cost(proj: np.ndarray, line: np.ndarray, normal: np.ndarray, gt: np.ndarray, scale: np.ndarray) -> float:
+    """Mean normalized distance between the marched point of ``line`` [L] (the outermost along
+    ``normal`` [N, 2] in each fit's projection [N, V, 2]) and the annotations ``gt`` [N, 2]."""
+    pts = proj[:, line]  # [N, L, 2]
+    best = np.argmax((pts * normal[:, None]).sum(-1), axis=1)
+    marched = pts[np.arange(len(pts)), best]
+    return float((np.linalg.norm(marched - gt, axis=1) / scale).mean())
+
+
+def calibrate_jaw(model, proj: np.ndarray, gts: np.ndarray, scale: np.ndarray, anchors: np.ndarray):
+    """Jaw lines: for each jaw point j (0-7, 9-16) the anchor whose line marches nearest to the annotations.
+
+    Candidate anchors are the points of the neutral face's frontal outline (the outermost vertex of
+    their own line along the outward normal) within half the distance to the neighbouring jaw
+    points of the current anchor ``anchors[j]``; normals come from each fit's projection of
+    ``anchors`` (as in the fit).
+
+    Returns:
+        (jaw landmark ids [J], anchors [J], lines: list of J int arrays).
+    """
+    mean = model.mean.cpu().numpy().astype(np.float64)[: model.num_mesh_vertices]
+    skin = model.parts["skin"].cpu().numpy()
+    skin = skin[skin < model.num_mesh_vertices]
+    frame = line_frame(mean, model.landmarks68.cpu().numpy())
+    front = mean[:, :2] * np.array([1.0, -1.0])  # a frontal orthographic view, image axes
+    index = model.landmarks68.clone()
+    index[:17] = torch.from_numpy(anchors)
+    normals = jaw_outward_directions(torch.from_numpy(proj), index).numpy()  # [N, 17, 2]
+    front_normal = jaw_outward_directions(torch.from_numpy(front)[None], index)[0].numpy()  # [17, 2]
+    ids, picked, lines = [], [], []
+    for j in [k for k in range(17) if k != 8]:
+        here = front[anchors[j]]
+        reach = 0.5 * min(np.linalg.norm(here - front[anchors[k]]) for k in (j - 1, j + 1) if 0 <= k <= 16)
+        near = skin[np.linalg.norm(front[skin] - here, axis=1) <= reach]
+        best = (march_cost(proj, contour_line(mean, int(anchors[j]), skin, frame), normals[:, j], gts[:, j], scale),
+                int(anchors[j]), contour_line(mean, int(anchors[j]), skin, frame))
+        for v in near:
+            line = contour_line(mean, int(v), skin, frame)
+            if line[np.argmax(front[line] @ front_normal[j])] != v:
+                continue  # not on the frontal outline
+            cost = march_cost(proj, line, normals[:, j], gts[:, j], scale)
+            if cost < best[0]:
+                best = (cost, int(v), line)
+        ids.append(j)
+        picked.append(best[1])
+        lines.append(best[2])
+    return ids, picked, lines
+
+
 def fit_projections(model, targets, gts_orig, args):
     """([N, V, 2] fitted projections, [N, 68, 2] annotations, [N] eye distances), all crop pixels."""
     weights = dict(parse_loss_option(x) for x in args.loss)
@@ -123,6 +182,10 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--loss", action="append", default=[], metavar="NAME=W", help="loss weights of the fits")
     ap.add_argument("--radius", type=float, default=1.5, help="candidate triangles within this distance (model units)")
+    ap.add_argument("--no-jaw", dest="jaw", action="store_false",
+                    help="leave the jaw points' contour lines as the model has them")
+    ap.add_argument("--jaw-only", action="store_true",
+                    help="keep the starting table's fixed points and place only the jaw lines")
     ap.add_argument("--out", default=str(embedding_path("ict")))
     args = ap.parse_args()
 
@@ -137,17 +200,32 @@ def main() -> int:
             gts.append(read_pts(os.path.splitext(jpg)[0] + ".pts"))
     print(f"{len(targets)} of {len(photos)} photos with a face ({args.split} split)", file=sys.stderr)
     emb = None
+    start_table = packaged_embedding("ict") if args.start == "calibrated" else None
+    if args.jaw_only and start_table is None:
+        ap.error("--jaw-only needs --start calibrated (the table whose fixed points it keeps)")
     for r in range(args.rounds):
         t0 = time.perf_counter()
         proj, g, scale = fit_projections(model, targets, gts, args)
-        emb = calibrate(base, proj, g, scale, args.radius)
+        if args.jaw_only:
+            emb = emb or start_table
+        else:
+            emb = calibrate(base, proj, g, scale, args.radius)
+        if args.jaw:
+            anchors = model.landmarks68[:17].cpu().numpy().copy()
+            anchors[8] = int(base.landmarks68[8])  # the chin's own vertex (the fits' projections hold mesh vertices)
+            ids, picked, lines = calibrate_jaw(base, proj, g, scale, anchors)
+            emb = replace(emb, jaw_landmarks=torch.tensor(ids), jaw_anchors=torch.tensor(picked),
+                          jaw_lines=torch.from_numpy(pad_lines(lines)))
         model = embed_landmarks(base, emb)
         print(f"round {r + 1}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     assert emb is not None
-    emb = LandmarkEmbedding(emb.landmarks, emb.triangles, emb.weights, model="ict",
-                            note=f"scripts/calibrate_landmarks.py --split {args.split} --rounds {args.rounds} "
-                                 f"--iters {args.iters} --rigid-iters {args.rigid_iters} on {len(targets)} "
-                                 f"300-W training photos, MediaPipe landmarks as targets")
+    flags = ("" if args.jaw else " --no-jaw") + (" --jaw-only" if args.jaw_only else "")
+    note = (f"scripts/calibrate_landmarks.py --split {args.split} --start {args.start} --rounds {args.rounds} "
+            f"--iters {args.iters} --rigid-iters {args.rigid_iters}{flags} on {len(targets)} 300-W training photos, "
+            f"MediaPipe landmarks as targets")
+    if args.jaw_only:
+        note = f"{start_table.note}; jaw lines: {note}"
+    emb = replace(emb, model="ict", note=note)
     emb.save(args.out)
     print(f"wrote {args.out}")
     return 0

@@ -59,7 +59,8 @@ def test_embedding_json_round_trip(tmp_path):
 
 def test_packaged_ict_table_places_points_near_the_models_own(ict_model):
     """The shipped table: chin + 51 inner points, each on a face triangle of the mesh, within 1.5 cm
-    of the hand-picked vertex on the mean face; load(landmarks="vertices") keeps the vertices."""
+    of the hand-picked vertex on the mean face, and the 16 marching jaw points' lines;
+    load(landmarks="vertices") keeps the vertices."""
     import morphable_models
 
     emb = packaged_embedding("ict")
@@ -74,6 +75,14 @@ def test_packaged_ict_table_places_points_near_the_models_own(ict_model):
     moved = (new - old).norm(dim=1)
     assert float(moved.max()) < 1.5
     assert float(moved.mean()) > 0.05  # the table does move the points (cm)
+    # its jaw lines: the 16 marching points, each line holding its anchor, which load() puts in place
+    assert emb.jaw_landmarks.tolist() == [j for j in range(17) if j != 8]
+    assert torch.equal(ict_model.landmarks68[emb.jaw_landmarks], emb.jaw_anchors)
+    for j, line in zip(emb.jaw_landmarks.tolist(), emb.jaw_lines):
+        assert torch.equal(ict_model.contour_candidates[j][ict_model.contour_candidates[j] >= 0], line[line >= 0])
+    # the upper jaw's anchors sit lower than ICT's own jaw vertices (towards the chin): the iBUG convention
+    upper = [0, 1, 2, 16, 15, 14]
+    assert bool((ict_model.mean[ict_model.landmarks68[upper], 1] < raw.mean[raw.landmarks68[upper], 1]).all())
 
 
 def test_l1_prior_pulls_equally_at_every_magnitude():
@@ -125,3 +134,60 @@ def test_exp_sparse_scale_weights_each_shape():
     assert float(TERMS["exp_sparse"](ctx)) == 0.5
     with pytest.raises(ValueError, match="exp_sparse_scale"):
         FitConfig(exp_sparse_scale={"jawOpen": -1.0})
+
+
+def _jaw_table(model):
+    """A table that sets the lines of jaw points 2 and 12 (anchors = the lines' second vertex)."""
+    lines = torch.tensor([[5, 6, 7], [9, 10, -1]])
+    return LandmarkEmbedding(landmarks=torch.tensor([30]), triangles=model.triangles[[10]],
+                             weights=torch.tensor([[1.0, 0.0, 0.0]]), model=model.name,
+                             jaw_landmarks=torch.tensor([2, 12]), jaw_anchors=torch.tensor([6, 10]), jaw_lines=lines)
+
+
+def test_jaw_lines_replace_the_models_contour_rows_and_own_landmarks_undoes_them(tmp_path):
+    from morphable_models.landmark_embedding import own_landmarks
+
+    model = make_fake_model()
+    table = _jaw_table(model)
+    out = embed_landmarks(model, table)
+    out.validate()
+    assert out.contour_candidates[2][out.contour_candidates[2] >= 0].tolist() == [5, 6, 7]
+    assert out.contour_candidates[12][out.contour_candidates[12] >= 0].tolist() == [9, 10]
+    other = [j for j in range(17) if j not in (2, 12)]
+    width = model.contour_candidates.shape[1]
+    assert torch.equal(out.contour_candidates[other, :width], model.contour_candidates[other])
+    assert out.landmarks68[2] == 6 and out.landmarks68[12] == 10 and out.landmarks68[30] == model.num_points
+    back = own_landmarks(out)
+    assert torch.equal(back.landmarks68, model.landmarks68)
+    assert torch.equal(back.contour_candidates, model.contour_candidates)
+    # the JSON keeps the lines
+    table.save(tmp_path / "t.json")
+    import json
+
+    again = LandmarkEmbedding.from_json(json.loads((tmp_path / "t.json").read_text()))
+    assert torch.equal(again.jaw_landmarks, table.jaw_landmarks) and torch.equal(again.jaw_anchors, table.jaw_anchors)
+    assert torch.equal(again.jaw_lines, table.jaw_lines)
+    # the Fitter's model_landmarks="vertices" reaches the model's own lines too
+    from fitter.optimize import Fitter
+
+    own = Fitter(out, FitConfig(device="cpu", model_landmarks="vertices")).model
+    assert torch.equal(own.contour_candidates, model.contour_candidates)
+
+
+def test_jaw_lines_are_checked():
+    model = make_fake_model()
+    ok = _jaw_table(model)
+    with pytest.raises(ValueError, match="contain its anchor"):
+        LandmarkEmbedding(ok.landmarks, ok.triangles, ok.weights, jaw_landmarks=ok.jaw_landmarks,
+                          jaw_anchors=torch.tensor([6, 11]), jaw_lines=ok.jaw_lines)
+    with pytest.raises(ValueError, match="0-7 and 9-16"):
+        LandmarkEmbedding(ok.landmarks, ok.triangles, ok.weights, jaw_landmarks=torch.tensor([2, 8]),
+                          jaw_anchors=ok.jaw_anchors, jaw_lines=ok.jaw_lines)
+    with pytest.raises(ValueError, match="jaw_anchors"):
+        LandmarkEmbedding(ok.landmarks, ok.triangles, ok.weights, jaw_landmarks=ok.jaw_landmarks,
+                          jaw_anchors=ok.jaw_anchors[:1], jaw_lines=ok.jaw_lines)
+    far = LandmarkEmbedding(ok.landmarks, ok.triangles, ok.weights, jaw_landmarks=ok.jaw_landmarks,
+                            jaw_anchors=torch.tensor([6, model.num_mesh_vertices]),
+                            jaw_lines=torch.tensor([[5, 6, 7], [9, model.num_mesh_vertices, -1]]))
+    with pytest.raises(ValueError, match="jaw line indexes"):
+        embed_landmarks(model, far)

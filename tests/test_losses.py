@@ -77,31 +77,46 @@ def test_default_landmark_weights():
     assert default_landmark_weights(jaw=0.25)[8] == 1.0  # the chin keeps at least 1
 
 
-def test_march_contour_picks_extreme_x():
-    V = 40
+def test_march_contour_picks_the_outermost_point_along_the_jaw_normal():
+    """On the cheeks the outline is the extreme x; beside the chin, where the jaw runs almost
+    horizontally, it is the lowest point, not a higher candidate further out in x (the old rule
+    moved landmark 7 onto 6 this way); the choice turns with the head's roll."""
+    V = 80
     pts = torch.zeros(1, V, 2)
-    pts[0, :, 0] = torch.arange(V, dtype=torch.float32)  # x = vertex index
-    pts[0, 7, 0] = -5.0  # vertex 7: leftmost
+    lmk = torch.arange(68) + 100
+    lmk[:17] = torch.arange(17)
+    a = torch.linspace(-torch.pi / 2, torch.pi / 2, 17)
+    pts[0, :17, 0] = 50 * torch.sin(a)           # a U: 0 at image left, 8 the chin at the bottom
+    pts[0, :17, 1] = 100 * torch.cos(a)
     cand = torch.full((17, 4), -1, dtype=torch.long)
     for j in range(17):
-        cand[j, :3] = torch.tensor([10 + j, 20 + j % 5, 7 if j < 8 else 39])
+        normal = torch.stack([torch.sin(a[j]), torch.cos(a[j]) * 2])  # outward (ellipse normal, unnormalized)
+        normal = normal / normal.norm()
+        pts[0, 20 + j] = pts[0, j] - 4 * normal   # inside the outline
+        pts[0, 40 + j] = pts[0, j] - 3 * normal   # inside, but further out in x:
+        pts[0, 40 + j, 0] += 4 * torch.sign(a[j])
+        cand[j, :3] = torch.tensor([20 + j, j, 40 + j])
     cand[3] = -1  # no candidates: keeps the fixed vertex
-    lmk = torch.arange(68) + 100
+    pts = torch.cat([pts, torch.zeros(1, 100, 2)], 1)  # room for the landmarks 17-67 (vertices 117-167)
     out = march_contour_landmarks(pts, cand, lmk)
     assert out.shape == (1, 68)
-    for j in range(17):
-        if j == 8 or j == 3:
-            assert out[0, j] == lmk[j]
-        elif j < 8:
-            assert out[0, j] == 7  # min x on the person's right (image left)
-        else:
-            assert out[0, j] == 39  # max x on the left side
-    assert torch.equal(out[0, 17:], lmk[17:])
-    # flip the image: the choice follows
+    assert torch.equal(out[0, 17:], lmk[17:]) and out[0, 8] == lmk[8] and out[0, 3] == lmk[3]
+    near_chin = [6, 7, 9, 10]
+    for j in near_chin:
+        assert out[0, j] == j, j  # the lowest point, though 40 + j has the more extreme x
+    # the old extreme-x rule would have taken the higher point beside the chin
+    x = pts[0, cand[7, :3], 0]
+    assert int(cand[7, int(torch.argmin(x))]) == 47
+    # roll the whole image by 35 degrees: the same vertices are chosen
+    th = torch.tensor(0.61)
+    rot = torch.stack([torch.stack([th.cos(), -th.sin()]), torch.stack([th.sin(), th.cos()])])
+    rolled = pts @ rot.T
+    assert torch.equal(march_contour_landmarks(rolled, cand, lmk), out)
+    # flip the image left-right: each side's choice follows
     flipped = pts.clone()
     flipped[..., 0] = -flipped[..., 0]
     out_f = march_contour_landmarks(flipped, cand, lmk)
-    assert out_f[0, 0] == 20 and out_f[0, 16] != 39
+    assert out_f[0, 0] == 20 and out_f[0, 16] == 36
 
 
 # ----------------------------------------------------------------------------- priors

@@ -106,17 +106,37 @@ def landmark_loss(pred: Tensor, target: Tensor, valid: Tensor, weights: Optional
     return err.sum(dim=1) / v.sum(dim=1).clamp_min(1).to(pred.dtype)
 
 
+def jaw_outward_directions(points_img: Tensor, landmarks68: Tensor) -> Tensor:
+    """[B, 17, 2] image directions pointing out of the face across the jaw line at each jaw landmark.
+
+    The jaw's tangent at landmark j is the chord between the model's own landmark vertices j-1 and
+    j+1 in the current projection (one-sided at 0 and 16); the outward normal is that chord turned
+    by +90° in image axes, ``n = (-t_y, t_x)``: the jaw runs 0 → 16 from the person's right ear down
+    round the chin, so this points left on the right cheek, down at the chin and right on the left
+    cheek, and follows the head's roll and pitch. Not normalized (only its direction is used).
+
+    Args:
+        points_img: [B, V, 2] projected vertices, pixels. landmarks68: [68] long vertex indices.
+    """
+    lmk = landmarks68.to(device=points_img.device, dtype=torch.long)
+    jaw = points_img[:, lmk[:17]]  # [B, 17, 2]
+    nxt = torch.cat([jaw[:, 1:], jaw[:, -1:]], dim=1)
+    prv = torch.cat([jaw[:, :1], jaw[:, :-1]], dim=1)
+    t = nxt - prv
+    return torch.stack([-t[..., 1], t[..., 0]], dim=-1)
+
+
 def march_contour_landmarks(points_img: Tensor, contour_candidates: Tensor, landmarks68: Tensor) -> Tensor:
     """Landmark vertices with the jaw (0-16) moved to the current face outline.
 
     The model's ``contour_candidates[j]`` run along the face from the inner cheek towards the
-    profile (ear side) at the height of jaw landmark j, roughly parallel to the silhouette. Image
-    x grows towards the person's left, so the outline on the person's right side (landmarks 0-7,
-    image left) is the candidate with the smallest projected x, and on the left side (9-16) the
-    one with the largest. As the head yaws, the far side's cheek turns away and the extreme
-    candidate slides towards the inner face, where the silhouette is; the near side's slides
-    towards the ear. The chin (8) keeps its fixed vertex. A row of all padding keeps the fixed
-    vertex too.
+    profile (ear side) at jaw landmark j, across the jaw line. The outline is the candidate that
+    lies furthest out of the face along the jaw's outward normal at j
+    (:func:`jaw_outward_directions`): on the cheeks that is the extreme image x, near the chin
+    (where the jaw line runs almost horizontally) the lowest point, whatever the head's roll. As
+    the head yaws, the far side's cheek turns away and the extreme candidate slides towards the
+    inner face, where the silhouette is; the near side's slides towards the ear. The chin (8) keeps
+    its fixed vertex. A row of all padding keeps the fixed vertex too.
 
     Args:
         points_img: [B, V, 2] projected vertices, pixels.
@@ -139,10 +159,11 @@ def march_contour_landmarks(points_img: Tensor, contour_candidates: Tensor, land
     if cand.shape[1] == 0:
         return out
     pad = cand < 0
-    x = points_img[:, cand.clamp_min(0), 0].detach()  # [B, 17, L]
-    side = torch.ones(17, device=device, dtype=x.dtype)
-    side[:8] = -1.0  # right side of the person: minimize x  (argmax of -x)
-    score = torch.where(pad, torch.full_like(x, -float("inf")), x * side.view(1, 17, 1))
+    pts = points_img.detach()
+    xy = pts[:, cand.clamp_min(0)]  # [B, 17, L, 2]
+    normal = jaw_outward_directions(pts, lmk)  # [B, 17, 2]
+    outward = (xy * normal.unsqueeze(2)).sum(-1)  # [B, 17, L]
+    score = torch.where(pad, torch.full_like(outward, -float("inf")), outward)
     best = score.argmax(dim=-1)  # [B, 17]
     chosen = cand.unsqueeze(0).expand(B, -1, -1).gather(2, best.unsqueeze(-1)).squeeze(-1)  # [B, 17]
     use = ~pad.all(dim=1)  # [17]
