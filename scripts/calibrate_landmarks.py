@@ -25,8 +25,11 @@ The photos are one split of ``shared/images/300w-train`` (``--split calibration`
 positions of the sorted file list; ``scripts/eval_real.py --split evaluation`` reports on the odd
 ones), with MediaPipe's landmarks as the fit's targets, as ``prdlfit fit`` uses them.
 
-Usage:
-    PRDLFIT_CACHE=.cache python scripts/calibrate_landmarks.py --rounds 2 --out morphable_models/data/ict_landmarks68.json
+Usage (the shipped table's note records how its fixed points were made; the jaw lines on top of
+them, written over the shipped table):
+    PRDLFIT_CACHE=.cache python scripts/calibrate_landmarks.py --start calibrated --rounds 1 --jaw-only
+A whole new table from the model's own vertices:
+    PRDLFIT_CACHE=.cache python scripts/calibrate_landmarks.py --rounds 2 --out my_table.json
 """
 from __future__ import annotations
 
