@@ -1,6 +1,10 @@
 """Image front end end-to-end: crop maths, backends' label mapping, the pipeline on real photos
 and every bad-input case of build_targets."""
 import io
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -68,6 +72,28 @@ def test_mediapipe_68_table_is_complete():
         assert all(0 <= v < 478 for v, _ in row)
     mesh = np.random.RandomState(1).rand(478, 3) * 100
     assert mesh_to_ibug68(mesh).shape == (68, 2)
+
+
+def test_mediapipe_face_solutions_import_light_and_leave_the_package_whole():
+    """The face solutions come without matplotlib (mediapipe's drawing utilities import pyplot:
+    ~1 s of startup); later code that imports mediapipe in full still gets the whole package."""
+    code = (
+        "import sys\n"
+        "from fitter.targets.mediapipe_import import face_solutions\n"
+        "det, mesh = face_solutions()\n"
+        "assert det.FaceDetection and mesh.FaceMesh\n"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib was imported'\n"
+        "assert 'mediapipe.tasks' not in sys.modules, 'the tasks API was imported'\n"
+        "import mediapipe as mp\n"
+        "assert mp.solutions.face_mesh is mesh and mp.__version__\n"
+        "from mediapipe.python.solutions import drawing_utils, hands\n"
+        "assert mp.solutions.drawing_utils is drawing_utils and mp.tasks\n"
+        "assert face_solutions()[1] is mesh\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(root)})
+    assert out.returncode == 0, out.stderr[-2000:]
 
 
 def test_facer_label_mapping_lapa_and_celebm():

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from fitter.targets.mediapipe_import import face_solutions
 from fitter.targets.native_logs import native_stderr_silenced, quiet_native_loggers
 
 _MODELS: Dict[Tuple[str, int], object] = {}
@@ -32,7 +33,7 @@ def _model(kind: str, arg: int):
             quiet_native_loggers()
             with native_stderr_silenced():
                 try:
-                    from mediapipe.python.solutions import face_detection, face_mesh
+                    face_detection, face_mesh = face_solutions()
                 except ImportError as err:  # pragma: no cover - mediapipe is a hard dependency
                     raise ImportError(f"the default face backend needs mediapipe (pip install mediapipe): {err}")
                 if kind == "detector":
