@@ -63,13 +63,10 @@ def _stand_in(name: str) -> types.ModuleType:
 
 def _light_import() -> Tuple[types.ModuleType, types.ModuleType]:
     """Import the two solutions under stand-ins for the heavy packages (left in place)."""
-    added = []
     try:
         sys.modules["mediapipe"] = _stand_in("mediapipe")
-        added.append("mediapipe")
         importlib.import_module("mediapipe.python")  # the framework bindings (needed)
         sys.modules["mediapipe.python.solutions"] = _stand_in("mediapipe.python.solutions")
-        added.append("mediapipe.python.solutions")
         detection = importlib.import_module("mediapipe.python.solutions.face_detection")
         mesh = importlib.import_module("mediapipe.python.solutions.face_mesh")
         return detection, mesh
