@@ -22,11 +22,12 @@ from fitter.geometry.conventions import FOCAL_224
 DEFAULT_LOSS_WEIGHTS: Dict[str, float] = {
     "prdl": 0.8e-3,      # Part Re-projection Distance Loss (paper Eq. 6; the paper's weight)
     "lmk": 6.4e-3,       # 68 landmarks with contour marching (paper: 1.6e-3)
+    "mesh_lmk": 1.28e-2,  # the front end's dense mesh (MediaPipe's 478 points less the face oval and irises)
     "eye_closure": 2e-2,    # lid openings (upper minus lower lid landmark) match the detector's
     "lip_closure": 6.4e-3,  # inner-lip openings match the detector's
     "id_prior": 1e-2,    # Gaussian prior on identity coefficients (paper λ_reg; ours 33x the paper's 3e-4)
     "exp_prior": 3e-4,   # Gaussian prior on expression coefficients
-    "exp_sparse": 1e-2,  # sparsity (L1) prior on expression coefficients: a neutral face stays neutral
+    "exp_sparse": 2e-2,  # sparsity (L1) prior on expression coefficients: a neutral face stays neutral
     "pho": 0.0,          # photometric term (models with colour)
     "sil_iou": 0.0,      # soft-silhouette IoU per part (comparison)
     "icp_t2p": 0.0,      # ICP target -> prediction (comparison)
@@ -44,7 +45,8 @@ DEFAULT_EXP_SPARSE_SCALE: Dict[str, float] = {}
 
 #: the paper's setting of the same terms (``FitConfig(loss_weights=PAPER_LOSS_WEIGHTS)``).
 PAPER_LOSS_WEIGHTS: Dict[str, float] = {**DEFAULT_LOSS_WEIGHTS, "lmk": 1.6e-3, "id_prior": 3e-4, "exp_prior": 3e-4,
-                                        "exp_sparse": 0.0, "eye_closure": 0.0, "lip_closure": 0.0}
+                                        "exp_sparse": 0.0, "eye_closure": 0.0, "lip_closure": 0.0,
+                                        "mesh_lmk": 0.0}
 
 #: The FitConfig fields (besides the weights) that undo our other real-face levers for the paper's
 #: setup: ``FitConfig(loss_weights=PAPER_LOSS_WEIGHTS, **PAPER_FIT_OPTIONS)``.

@@ -43,6 +43,8 @@ class TargetBatch:
         occlusion: [B, H, W] bool; forehead_line: [B, 3] (0, 0, 1 where there is no cut).
         masks: [B, P, h, w] float part masks at the soft-raster resolution, or None.
         image: [B, 3, H, W] float in [0, 1], or None.
+        mesh_points: [B, N, 2] the front end's dense mesh (``Targets.mesh_points``, padded) and
+            mesh_valid: [B, N] bool (False for faces without one), or both None when no face has one.
     """
 
     size: Tuple[int, int]
@@ -57,6 +59,8 @@ class TargetBatch:
     forehead_line: Tensor
     masks: Optional[Tensor] = None
     image: Optional[Tensor] = None
+    mesh_points: Optional[Tensor] = None
+    mesh_valid: Optional[Tensor] = None
 
     @property
     def batch_size(self) -> int:
@@ -71,7 +75,8 @@ class TargetBatch:
                            points=pick(self.points), points_valid=pick(self.points_valid),
                            part_present=pick(self.part_present), anchors=self.anchors, desc=pick(self.desc),
                            occlusion=pick(self.occlusion), forehead_line=pick(self.forehead_line),
-                           masks=pick(self.masks), image=pick(self.image))
+                           masks=pick(self.masks), image=pick(self.image),
+                           mesh_points=pick(self.mesh_points), mesh_valid=pick(self.mesh_valid))
 
 
 def _with_outline(targets: Sequence[Targets], points: Tensor, valid: Tensor, weights: Tensor):
@@ -146,6 +151,15 @@ def collate_targets(
             raise ValueError("the photometric term needs targets that carry the crop image")
         image = torch.stack([torch.from_numpy(np.ascontiguousarray(t.image)) for t in targets]).to(**f32)
         image = image.permute(0, 3, 1, 2) / 255.0
+    mesh_points = mesh_valid = None
+    N = max((len(t.mesh_points) for t in targets if t.mesh_points is not None), default=0)
+    if N:
+        mesh_points = torch.zeros(B, N, 2, **f32)
+        mesh_valid = torch.zeros(B, N, dtype=torch.bool, device=device)
+        for b, t in enumerate(targets):
+            if t.mesh_points is not None and len(t.mesh_points):
+                mesh_points[b, : len(t.mesh_points)] = torch.from_numpy(np.asarray(t.mesh_points, np.float32)).to(device)
+                mesh_valid[b, : len(t.mesh_points)] = True
     return TargetBatch(
         size=(W, H),
         landmarks=torch.stack([torch.from_numpy(np.asarray(t.landmarks, np.float32)) for t in targets]).to(**f32),
@@ -159,6 +173,8 @@ def collate_targets(
         forehead_line=torch.from_numpy(np.stack(lines)).to(**f32),
         masks=masks,
         image=image,
+        mesh_points=mesh_points,
+        mesh_valid=mesh_valid,
     )
 
 
@@ -241,6 +257,19 @@ def _lmk(ctx: LossContext) -> Tensor:
     return L.landmark_loss(ctx.landmarks_img(), ctx.target.landmarks, ctx.target.landmark_valid, ctx.landmark_weights)
 
 
+def _mesh_lmk(ctx: LossContext) -> Tensor:
+    """Mean squared distance of the model's counterparts of the front end's mesh points
+    (``model.mesh_landmarks``) to those points; 0 for a face or a model without them."""
+    m, t = ctx.model, ctx.target
+    if m.mesh_landmarks is None or t.mesh_points is None:
+        return ctx.points_img.new_zeros(ctx.points_img.shape[0])
+    ids = m.mesh_landmark_ids.to(t.mesh_points.device)
+    inside = ids < t.mesh_points.shape[1]
+    ids = ids.clamp_max(t.mesh_points.shape[1] - 1)
+    valid = t.mesh_valid[:, ids] & inside
+    return L.landmark_loss(ctx.points_img[:, m.mesh_landmarks], t.mesh_points[:, ids], valid)
+
+
 def _closure(pairs) -> Callable[[LossContext], Tensor]:
     def term(ctx: LossContext) -> Tensor:
         return L.closure_loss(ctx.landmarks_img(), ctx.target.landmarks, ctx.target.landmark_valid, pairs)
@@ -289,6 +318,7 @@ def _pho(ctx: LossContext) -> Tensor:
 TERMS: Dict[str, Callable[[LossContext], Tensor]] = {
     "prdl": _prdl,
     "lmk": _lmk,
+    "mesh_lmk": _mesh_lmk,
     "eye_closure": _closure(L.EYE_PAIRS),
     "lip_closure": _closure(L.LIP_PAIRS),
     "id_prior": _id_prior,
@@ -308,6 +338,7 @@ TERMS: Dict[str, Callable[[LossContext], Tensor]] = {
 TERM_NEEDS: Dict[str, FrozenSet[str]] = {
     "prdl": frozenset({"point_sets"}),
     "lmk": frozenset(),
+    "mesh_lmk": frozenset(),
     "eye_closure": frozenset(),
     "lip_closure": frozenset(),
     "id_prior": frozenset(),

@@ -159,27 +159,41 @@ def embed_landmarks(model: MorphableModel, embedding: LandmarkEmbedding) -> Morp
     model = _with_jaw_lines(model, embedding)
     if embedding.landmarks.numel() == 0:
         return model
-    tri = embedding.triangles.to(model.device)
-    if int(tri.max()) >= model.num_mesh_vertices or int(tri.min()) < 0:
-        raise ValueError(f"landmark embedding for {embedding.model or '?'} indexes vertices outside "
-                         f"model {model.name}'s {model.num_mesh_vertices} mesh vertices")
-    w = embedding.weights.to(device=model.device, dtype=model.mean.dtype)
+    model, first = append_surface_points(model, embedding.triangles, embedding.weights,
+                                         what=f"landmark embedding for {embedding.model or '?'}")
+    lm = model.landmarks68.clone()
+    K = embedding.triangles.shape[0]
+    lm[embedding.landmarks.to(lm.device)] = torch.arange(first, first + K, device=lm.device)
+    return replace(model, landmarks68=lm, landmark_vertices=model.landmarks68 if model.landmark_vertices is None
+                   else model.landmark_vertices)
+
+
+def append_surface_points(model: MorphableModel, triangles: Tensor, weights: Tensor, what: str = "surface points"):
+    """``(model with K virtual points appended, index of the first)``: point k is
+    ``Σ_j weights[k, j] · V_{triangles[k, j]}`` in ``mean``, both bases and ``albedo``, so it moves
+    with every coefficient as the surface does; it belongs to no part.
+
+    Args:
+        triangles: [K, 3] int64 mesh vertex indices. weights: [K, 3] barycentric weights.
+    Raises:
+        ValueError: (starting with ``what``) when a triangle indexes past the mesh vertices.
+    """
+    tri = triangles.to(model.device)
+    if tri.numel() and (int(tri.max()) >= model.num_mesh_vertices or int(tri.min()) < 0):
+        raise ValueError(f"{what} indexes vertices outside model {model.name}'s {model.num_mesh_vertices} mesh vertices")
+    w = weights.to(device=model.device, dtype=model.mean.dtype)
 
     def points(table: Tensor) -> Tensor:  # [..., V, 3] -> [..., K, 3]
         return (table[..., tri, :] * w[:, :, None]).sum(-2)
 
-    V = model.num_points
-    lm = model.landmarks68.clone()
-    lm[embedding.landmarks.to(lm.device)] = torch.arange(V, V + tri.shape[0], device=lm.device)
+    first = model.num_points
     return replace(
         model,
         mean=torch.cat([model.mean, points(model.mean)], 0),
         id_basis=torch.cat([model.id_basis, points(model.id_basis)], 1),
         exp_basis=torch.cat([model.exp_basis, points(model.exp_basis)], 1),
         albedo=None if model.albedo is None else torch.cat([model.albedo, points(model.albedo)], 0),
-        landmarks68=lm,
-        landmark_vertices=model.landmarks68 if model.landmark_vertices is None else model.landmark_vertices,
-    )
+    ), first
 
 
 def _with_jaw_lines(model: MorphableModel, embedding: LandmarkEmbedding) -> MorphableModel:

@@ -90,6 +90,11 @@ class MorphableModel:
     #: [17, L] int64 the model's own ``contour_candidates``, kept when an embedding replaced the
     #: jaw lines; else None.
     own_contour_candidates: Optional[Tensor] = None
+    #: [K] int64 points (virtual, on the surface) that stand for K points of a front end's dense
+    #: face mesh, and [K] int64 those points' indices in that mesh (MediaPipe's 478); None without
+    #: a table (:func:`morphable_models.mesh_landmarks.embed_mesh_landmarks`).
+    mesh_landmarks: Optional[Tensor] = None
+    mesh_landmark_ids: Optional[Tensor] = None
     units: str = "cm"
     mm_per_unit: float = 10.0
     license: str = ""
@@ -210,6 +215,10 @@ class MorphableModel:
         for ok, msg in checks:
             if not ok:
                 raise ValueError(f"model {self.name}: {msg}")
+        if (self.mesh_landmarks is None) != (self.mesh_landmark_ids is None) or (
+                self.mesh_landmarks is not None and (self.mesh_landmarks.shape != self.mesh_landmark_ids.shape
+                                                     or bool(((self.mesh_landmarks < 0) | (self.mesh_landmarks >= V)).any()))):
+            raise ValueError(f"model {self.name}: mesh_landmarks and mesh_landmark_ids must be [K] (points in [0, {V}))")
         for name, idx in self.parts.items():
             if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= V):
                 raise ValueError(f"model {self.name}: part {name} indexes outside [0, {V})")

@@ -20,6 +20,7 @@ from morphable_models.cache import FORMAT_VERSION, CacheMeta, load_model, read_m
 from morphable_models.embedded import embedded_path
 from morphable_models.errors import ModelError
 from morphable_models.landmark_embedding import embed_landmarks, packaged_embedding
+from morphable_models.mesh_landmarks import embed_mesh_landmarks, packaged_mesh_landmarks
 from morphable_models.model import PART_NAMES, MorphableModel
 
 PathLike = Union[str, Path]
@@ -213,6 +214,8 @@ def load(name_or_path: PathLike = DEFAULT_MODEL, cache_dir: Optional[PathLike] =
     ``landmarks``: ``calibrated`` (default) places the iBUG-68 points where the package's table
     for this model puts them (:mod:`morphable_models.landmark_embedding`; models without a table
     keep their vertices); ``vertices`` keeps the model's own landmark vertices (the paper's way).
+    Either way the package's table of MediaPipe's mesh points for this model, when it has one, is
+    embedded (:mod:`morphable_models.mesh_landmarks`; read by the ``mesh_lmk`` term only).
 
     Raises:
         ModelError: one line: unknown name, missing source, corrupt or foreign file.
@@ -221,7 +224,9 @@ def load(name_or_path: PathLike = DEFAULT_MODEL, cache_dir: Optional[PathLike] =
         raise ModelError(f"landmarks must be one of {', '.join(LANDMARK_CHOICES)}, got {landmarks!r}")
     model = _load(name_or_path, cache_dir, device)
     table = packaged_embedding(model.name) if landmarks == "calibrated" else None
-    return embed_landmarks(model, table) if table is not None else model
+    model = embed_landmarks(model, table) if table is not None else model
+    mesh_table = packaged_mesh_landmarks(model.name)
+    return embed_mesh_landmarks(model, mesh_table) if mesh_table is not None else model
 
 
 def _load(name_or_path: PathLike, cache_dir: Optional[PathLike], device) -> MorphableModel:

@@ -105,10 +105,10 @@ def image_size(path: str) -> Tuple[int, int]:
     return img.shape[1], img.shape[0]
 
 
-def load_items(shared: str, limit_300w: int, limit_other: Optional[int], split: str = "all") -> List[Item]:
+def load_items(shared: str, limit_300w: int, limit_other: Optional[int], split: str = "all", skip: int = 0) -> List[Item]:
     items: List[Item] = []
     root = os.path.join(shared, "images")
-    for jpg in split_300w(shared, split)[:limit_300w]:
+    for jpg in split_300w(shared, split)[skip:skip + limit_300w]:
         lm = read_pts(os.path.splitext(jpg)[0] + ".pts")
         items.append(Item("300w", jpg, landmarks=lm, hard=eye_mouth_hard(lm)))
     for png in sorted(glob.glob(os.path.join(root, "ffhq-dev", "[0-9]*.png")))[:limit_other]:
@@ -323,7 +323,10 @@ def report(items: List[Item], scores: Dict[str, List[Optional[Scores]]], eos_row
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", default=os.environ.get("PRDLFIT_SHARED", "/work/shared"))
-    ap.add_argument("--limit", type=int, default=20, help="300-W images (first N sorted)")
+    ap.add_argument("--limit", type=int, default=20, help="300-W images (first N sorted, after --skip)")
+    ap.add_argument("--skip", type=int, default=0,
+                    help="leave out the first N 300-W photos of the split (--split calibration --skip 40: the "
+                         "photos the landmark tables were not fitted on)")
     ap.add_argument("--limit-other", type=int, default=None, help="ffhq / celebamask images (default all)")
     ap.add_argument("--iters", type=int, default=100)
     ap.add_argument("--rigid-iters", type=int, default=100)
@@ -348,7 +351,7 @@ def main() -> int:
         ap.error(str(err))
 
     model = morphable_models.load("ict", landmarks=args.landmarks)
-    items = load_items(args.shared, args.limit, args.limit_other, args.split)
+    items = load_items(args.shared, args.limit, args.limit_other, args.split, args.skip)
     extra = dict(parse_loss_option(x) for x in args.loss)
     targets = []
     for it in items:
@@ -394,7 +397,7 @@ def main() -> int:
             eos_rows.append((landmark_nme(np.nan_to_num(pred), it.landmarks, valid), t))
 
     n300, nffhq = sum(it.dataset == '300w' for it in items), sum(it.dataset == 'ffhq' for it in items)
-    text = (f"{n300} 300-W ({args.split} split), {nffhq} ffhq-dev, "
+    text = (f"{n300} 300-W ({args.split} split{f', after the first {args.skip}' if args.skip else ''}), {nffhq} ffhq-dev, "
             f"{sum(it.dataset == 'celebamask' for it in items)} CelebAMask-HQ photos; {args.rigid_iters} rigid + "
             f"{args.iters} main iterations, batches of {args.batch}, device {args.device}; fit targets: "
             f"{'MediaPipe landmarks (raw photo)' if args.targets == 'frontend' else 'ground-truth landmarks'}; "

@@ -55,3 +55,34 @@ def test_jaw_search_recovers_a_lower_anchor(ict_model):
     # the model's own anchor was worse: the search moved because the annotations asked it to
     own = contour_line(mean, int(anchors[j]), skin, frame)
     assert C.march_cost(proj, own, normals, gts[:, j], np.ones(2)) > 0.5
+
+
+def test_mesh_point_search_recovers_known_surface_points(ict_model):
+    """scripts/calibrate_mesh_landmarks.py: "MediaPipe points" made by projecting known points of
+    face triangles in three views are placed back on (nearly) the same surface points."""
+    spec = importlib.util.spec_from_file_location("calibrate_mesh_script", SCRIPT.parent / "calibrate_mesh_landmarks.py")
+    C = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(C)
+    from fitter.metrics import face_vertex_indices
+
+    V = ict_model.num_mesh_vertices
+    mean = ict_model.mean.numpy().astype(np.float64)[:V]
+    views = []
+    for deg in (-25, 0, 20):  # yawed orthographic views, image axes (y down), ~20 px per cm
+        th = np.deg2rad(deg)
+        R = np.array([[np.cos(th), 0, np.sin(th)], [0, 1, 0], [-np.sin(th), 0, np.cos(th)]])
+        views.append((mean @ R.T)[:, :2] * np.array([20.0, -20.0]) + 300)
+    proj = np.stack(views)  # [3, V, 2]
+    face = set(np.asarray(face_vertex_indices(ict_model)).tolist())
+    tri = ict_model.triangles.numpy()
+    tri = tri[np.isin(tri, list(face)).all(1)]
+    rng = np.random.default_rng(0)
+    pick = tri[rng.choice(len(tri), 5, replace=False)]
+    w = rng.dirichlet(np.ones(3), 5)
+    want = np.einsum("kj,kjc->kc", w, mean[pick])  # [5, 3] model points
+    pts = np.einsum("kj,nkjc->nkc", w, proj[:, pick])  # [3, 5, 2]
+    scale = np.full(3, 100.0)
+    table, cost = C.place_points(ict_model, proj, pts, scale, np.arange(5), radius=1.5)
+    got = np.einsum("kj,kjc->kc", table.weights.numpy(), mean[table.triangles.numpy()])
+    assert float(cost.max()) < 2e-3  # below 0.2 px at 100 px per eye distance
+    assert float(np.linalg.norm(got - want, axis=1).max()) < 0.1  # within 1 mm (cm units)

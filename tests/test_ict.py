@@ -111,8 +111,12 @@ def test_parts_disjoint_nonempty_and_plausible(ict_model):
     assert float(skin[:, 1].min()) > float(v[lm[8], 1]) - 0.05 * _iod(v, lm)
     assert bool((m.parts["skin"] < ict.NUM_FACE_AREA).all())
     assert float(skin[:, 2].min()) > float(v[lm[[0, 16]], 2].min()) - 0.2 * _iod(v, lm)
-    # eyes: the virtual fill points belong to the eye parts
+    # eyes: the virtual fill points belong to the eye parts (the MediaPipe mesh table's, appended
+    # after them, to none)
     virtual = torch.arange(m.num_mesh_vertices, m.num_points)
+    if m.mesh_landmarks is not None:
+        assert bool((m.part_labels()[m.mesh_landmarks] == 0).all())
+        virtual = virtual[~torch.isin(virtual, m.mesh_landmarks)]
     eyes = torch.cat([m.parts["right_eye"], m.parts["left_eye"]])
     assert bool(torch.isin(virtual, eyes).all())
 
@@ -133,14 +137,15 @@ def test_contour_candidates_contain_their_landmark_and_run_outwards(ict_model):
 def test_virtual_points_are_fixed_linear_combinations(ict_model, model_cache):
     m = ict_model
     widx, w = read_virtual_weights(registry.cache_path("ict"))
-    assert widx.shape == (m.num_points - m.num_mesh_vertices, 4)
+    extra = 0 if m.mesh_landmarks is None else len(m.mesh_landmarks)  # the mesh table's, appended after the file's
+    assert widx.shape == (m.num_points - m.num_mesh_vertices - extra, 4)
     assert np.allclose(w.sum(axis=1), 1.0, atol=1e-5) and (w >= 0).all()
     gen = torch.Generator().manual_seed(0)
     id_c = torch.randn(2, m.num_id, generator=gen)
     exp_c = torch.rand(2, m.num_exp, generator=gen)
     pts = m.vertices(id_c, exp_c)
     expected = (pts[:, torch.from_numpy(widx)] * torch.from_numpy(w)[None, :, :, None]).sum(dim=2)
-    assert torch.allclose(pts[:, m.num_mesh_vertices:], expected, atol=1e-4)
+    assert torch.allclose(pts[:, m.num_mesh_vertices : m.num_mesh_vertices + len(widx)], expected, atol=1e-4)
     # and vertices() is mean + c . basis
     direct = m.mean + torch.einsum("k,kvc->vc", exp_c[0], m.exp_basis) + torch.einsum("k,kvc->vc", id_c[0], m.id_basis)
     assert torch.allclose(pts[0], direct, atol=1e-4)

@@ -16,7 +16,8 @@ def test_list_and_info(ict_model, model_cache):
     ict = infos["ict"]
     assert ict.installed and ict.path == registry.cache_path("ict")
     raw = registry.load("ict", landmarks="vertices")  # the converted file, without the landmark embedding
-    assert ict.num_points == raw.num_points and ict.num_mesh_vertices == 11248
+    assert raw.mesh_landmarks is not None  # but with the MediaPipe mesh table's points, after the file's
+    assert ict.num_points == raw.num_points - len(raw.mesh_landmarks) and ict.num_mesh_vertices == 11248
     assert ict.num_id == 100 and ict.num_exp == 53 and ict.units == "cm"
     assert set(ict.part_sizes) == set(PART_NAMES) and "MIT" in ict.license
     assert "non-commercial" in infos["sfm"].license

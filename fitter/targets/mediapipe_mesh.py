@@ -41,6 +41,12 @@ def _model(kind: str, arg: int):
                 else:
                     m = face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True, max_num_faces=arg,
                                            min_detection_confidence=0.5)
+                # The constructor starts the graph and returns while its calculators still open on
+                # the graph's threads, which log (TensorFlow Lite's inference_feedback_manager) then:
+                # wait for them here, while descriptor 2 is still silenced.
+                idle = getattr(getattr(m, "_graph", None), "wait_until_idle", None)
+                if callable(idle):
+                    idle()
             _MODELS[key] = m
         return m
 

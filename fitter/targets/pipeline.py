@@ -280,8 +280,10 @@ def build_targets(image: Union[ImageSource, np.ndarray, LoadedImage], config: Ta
         meta = {"parser": parser.name, "landmarks": lm_name, "score": float(face.score),
                 "face_box": box_orig, "read_scale": float(img.scale), "rotation_deg": 90 * turn,
                 "face_pixels": float(max(box_orig[2] - box_orig[0], box_orig[3] - box_orig[1]))}
+        mesh = None if face.mesh is None else crop_img.to_crop(np.asarray(face.mesh)[:, :2])
         out.append(targets_from_label_map(labels, crop_img.to_crop(lm), valid, crop, crop_rgb,
-                                          config.preprocess, source=img.source, face_index=k, meta=meta))
+                                          config.preprocess, source=img.source, face_index=k, meta=meta,
+                                          mesh_points=mesh))
     return out
 
 

@@ -293,7 +293,8 @@ def clean_label_map(labels: np.ndarray, landmarks: np.ndarray, landmark_valid: n
 def targets_from_label_map(labels: np.ndarray, landmarks: np.ndarray, landmark_valid: np.ndarray,
                            crop: CropTransform, image: Optional[np.ndarray] = None,
                            config: PreprocessConfig = PreprocessConfig(), source: str = "",
-                           face_index: int = 0, meta: Optional[dict] = None) -> Targets:
+                           face_index: int = 0, meta: Optional[dict] = None,
+                           mesh_points: Optional[np.ndarray] = None) -> Targets:
     """Clean a label map into fitting targets (all five steps of the module docstring).
 
     Args:
@@ -305,6 +306,7 @@ def targets_from_label_map(labels: np.ndarray, landmarks: np.ndarray, landmark_v
         image: [H, W, 3] uint8 RGB crop, or None (synthetic targets).
         config: cleaning settings.
         source, face_index, meta: provenance copied into the result.
+        mesh_points: [N, 2] the front end's dense mesh, crop pixels, or None (copied as float32).
     Returns:
         :class:`Targets` (float32 coordinates in crop pixels).
     """
@@ -353,6 +355,7 @@ def targets_from_label_map(labels: np.ndarray, landmarks: np.ndarray, landmark_v
         crop=crop,
         forehead_line=None if line is None else line.astype(np.float32),
         image=None if image is None else np.ascontiguousarray(image, dtype=np.uint8),
+        mesh_points=None if mesh_points is None else np.ascontiguousarray(mesh_points, dtype=np.float32).reshape(-1, 2),
         source=source,
         face_index=face_index,
         meta=info,

@@ -89,6 +89,8 @@ class Targets:
             where a*x + b*y + c >= 0 (below the dynamic forehead cut). None = no cut.
         crop: the crop transform (original photo <-> crop).
         image: [H, W, 3] uint8 RGB crop (for the photometric term and overlays), or None.
+        mesh_points: [N, 2] the front end's dense face mesh (MediaPipe: its 478 points), crop pixels,
+            or None (other front ends, synthetic targets): the targets of the ``mesh_lmk`` term.
         source: path or name of the photo.
         face_index: which detected face of the photo (0 = largest).
         meta: free-form provenance (backend names, detector score, ...), JSON-serializable.
@@ -104,6 +106,7 @@ class Targets:
     image: Optional[np.ndarray] = None
     part_point_weights: Optional[Dict[str, np.ndarray]] = None
     part_outline: Optional[Dict[str, np.ndarray]] = None
+    mesh_points: Optional[np.ndarray] = None
     source: str = ""
     face_index: int = 0
     meta: Dict[str, object] = field(default_factory=dict)
@@ -140,5 +143,8 @@ class Targets:
                 raise ValueError(f"part_outline[{p}] must be [K, 2] and keyed like part_points")
             if not np.all(np.isfinite(pts)):
                 raise ValueError(f"part_outline[{p}] contains NaN or inf")
+        if self.mesh_points is not None and (np.ndim(self.mesh_points) != 2 or np.shape(self.mesh_points)[1] != 2
+                                             or not np.all(np.isfinite(self.mesh_points))):
+            raise ValueError(f"mesh_points must be finite [N, 2], got {np.shape(self.mesh_points)}")
         if self.part_masks.shape != (H, W) or self.occlusion.shape != (H, W):
             raise ValueError(f"part_masks/occlusion must be [{H}, {W}]")
