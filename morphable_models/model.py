@@ -215,9 +215,9 @@ class MorphableModel:
         for ok, msg in checks:
             if not ok:
                 raise ValueError(f"model {self.name}: {msg}")
-        if (self.mesh_landmarks is None) != (self.mesh_landmark_ids is None) or (
-                self.mesh_landmarks is not None and (self.mesh_landmarks.shape != self.mesh_landmark_ids.shape
-                                                     or bool(((self.mesh_landmarks < 0) | (self.mesh_landmarks >= V)).any()))):
+        mesh, ids = self.mesh_landmarks, self.mesh_landmark_ids
+        if (mesh is None) != (ids is None) or (
+                mesh is not None and (mesh.shape != ids.shape or bool(((mesh < 0) | (mesh >= V)).any()))):
             raise ValueError(f"model {self.name}: mesh_landmarks and mesh_landmark_ids must be [K] (points in [0, {V}))")
         for name, idx in self.parts.items():
             if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= V):

@@ -154,21 +154,27 @@ def calibrate_jaw(model, proj: np.ndarray, gts: np.ndarray, scale: np.ndarray, a
     return ids, picked, lines
 
 
-def fit_projections(model, targets, gts_orig, args):
-    """([N, V, 2] fitted projections, [N, 68, 2] annotations, [N] eye distances), all crop pixels."""
+def fitted(model, targets, args):
+    """``(i, FitResult)`` for each of ``targets`` that fits (``args``: ``loss``, ``iters``,
+    ``rigid_iters``, ``batch``), in batches, with progress on stderr."""
     weights = dict(parse_loss_option(x) for x in args.loss)
     fitter = Fitter(model, FitConfig(loss_weights=weights, iters=args.iters, rigid_iters=args.rigid_iters, device="cpu"))
-    proj, gts, scale = [], [], []
     for s in range(0, len(targets), args.batch):
         chunk = list(range(s, min(s + args.batch, len(targets))))
         for i, res in zip(chunk, fitter.fit([targets[i] for i in chunk])):
-            if res.failure:
-                continue
-            g = res.targets.crop.to_crop(gts_orig[i])
-            proj.append(res.vertices_image[: model.num_mesh_vertices].astype(np.float64))
-            gts.append(g)
-            scale.append(np.linalg.norm(g[36] - g[45]))
+            if not res.failure:
+                yield i, res
         print(f"  fitted {chunk[-1] + 1}/{len(targets)}", file=sys.stderr, flush=True)
+
+
+def fit_projections(model, targets, gts_orig, args):
+    """([N, V, 2] fitted projections, [N, 68, 2] annotations, [N] eye distances), all crop pixels."""
+    proj, gts, scale = [], [], []
+    for i, res in fitted(model, targets, args):
+        g = res.targets.crop.to_crop(gts_orig[i])
+        proj.append(res.vertices_image[: model.num_mesh_vertices].astype(np.float64))
+        gts.append(g)
+        scale.append(np.linalg.norm(g[36] - g[45]))
     return np.stack(proj), np.stack(gts), np.asarray(scale)
 
 

@@ -28,19 +28,18 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 import morphable_models
-from fitter.config import FitConfig, parse_loss_option
 from fitter.metrics import face_vertex_indices
-from fitter.optimize import Fitter
 from fitter.targets.pipeline import TargetConfig, build_targets
 from morphable_models.mesh_landmarks import MeshLandmarkEmbedding, embed_mesh_landmarks, mesh_landmarks_path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from calibrate_landmarks import barycentric_grid, place_landmark  # noqa: E402
+from calibrate_landmarks import barycentric_grid, fitted, place_landmark  # noqa: E402
 from real_data import split_300w  # noqa: E402
 
 #: MediaPipe's named regions (mediapipe.python.solutions.face_mesh_connections.FACEMESH_<NAME>)
@@ -100,19 +99,12 @@ def place_points(model, proj: np.ndarray, pts: np.ndarray, scale: np.ndarray, id
 
 def fit_projections(model, targets, args):
     """([N, V, 2] fitted projections, [N, 478, 2] MediaPipe points, [N] eye distances), crop pixels."""
-    weights = dict(parse_loss_option(x) for x in args.loss)
-    fitter = Fitter(model, FitConfig(loss_weights=weights, iters=args.iters, rigid_iters=args.rigid_iters, device="cpu"))
     proj, pts, scale = [], [], []
-    for s in range(0, len(targets), args.batch):
-        chunk = targets[s : s + args.batch]
-        for res in fitter.fit(chunk):
-            if res.failure:
-                continue
-            t = res.targets
-            proj.append(res.vertices_image[: model.num_mesh_vertices].astype(np.float64))
-            pts.append(np.asarray(t.mesh_points, np.float64))
-            scale.append(float(np.linalg.norm(t.landmarks[36] - t.landmarks[45])))
-        print(f"  fitted {min(s + args.batch, len(targets))}/{len(targets)}", file=sys.stderr, flush=True)
+    for _, res in fitted(model, targets, args):
+        t = res.targets
+        proj.append(res.vertices_image[: model.num_mesh_vertices].astype(np.float64))
+        pts.append(np.asarray(t.mesh_points, np.float64))
+        scale.append(float(np.linalg.norm(t.landmarks[36] - t.landmarks[45])))
     return np.stack(proj), np.stack(pts), np.asarray(scale)
 
 
@@ -165,8 +157,7 @@ def main() -> int:
             f"--iters {args.iters} --rigid-iters {args.rigid_iters}{regions}"
             + "".join(f" --loss {x}" for x in args.loss)
             + f" on {len(targets)} 300-W training photos, MediaPipe targets")
-    table = MeshLandmarkEmbedding(ids=table.ids, triangles=table.triangles, weights=table.weights,
-                                  model="ict", note=note)
+    table = replace(table, note=note)
     table.save(args.out)
     print(f"wrote {args.out}")
     return 0
