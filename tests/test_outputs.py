@@ -253,7 +253,7 @@ def test_failing_writer_leaves_folder_incomplete(fake_model, tmp_path, monkeypat
     def broken(*a, **k):
         raise RuntimeError("plot failed")
 
-    monkeypatch.setattr(writer, "plot_history", broken)
+    monkeypatch.setattr(writer, "history_chart", broken)
     with pytest.raises(RuntimeError, match="plot failed"):
         writer.write_fit_outputs(make_fake_fit(fake_model), fake_model, out, original_image=fake_photo())
     assert not writer.is_complete(out)  # the old fit.json went first
@@ -287,21 +287,47 @@ def test_writer_refuses_failed_fit_and_wrong_model(fake_model, tmp_path):
     assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())
 
 
-def test_curves_plot_labels_its_log_axes_with_plain_numbers():
-    """curves.png is drawn with every fit: plain decade labels (no mathtext), and an axis whose
-    data spans less than a decade still gets labels (its minor ticks)."""
-    from fitter.outputs.curves import plot_history
+def test_curves_chart_ticks_are_plain_numbers_and_cover_narrow_ranges():
+    """curves.png's log axis is labelled with plain decade numbers (1, 0.1, 0.001, 1e-05), and an
+    axis whose data spans less than a decade still gets labelled ticks (2-9 × 10^k)."""
+    from fitter.outputs.line_chart import log_ticks, nice_ticks, tick_label
+
+    ticks, minor = log_ticks(1e-5, 2.0)
+    assert not minor and [tick_label(v) for v in ticks] == ["1e-05", "0.0001", "0.001", "0.01", "0.1", "1"]
+    ticks, minor = log_ticks(0.25, 0.55)
+    assert minor and len(ticks) >= 2 and all(0.25 <= v <= 0.55 for v in ticks)
+    assert [tick_label(v) for v in ticks] == ["0.3", "0.4", "0.5"]
+    assert list(nice_ticks(1, 125)) == [20, 40, 60, 80, 100, 120]
+    assert list(nice_ticks(0.0, 1.0, target=5)) == [0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]
+
+
+def test_curves_chart_draws_every_series_and_breaks_lines_at_gaps():
+    from fitter.outputs.curves import history_chart
+    from fitter.outputs.line_chart import PALETTE, Panel, Series, render_chart
     from fitter.result import LossHistory
 
-    def labels(fig, k=0):
-        fig.canvas.draw()
-        ax = fig.axes[k]
-        return [t.get_text() for t in ax.get_yticklabels() + ax.get_yticklabels(minor=True) if t.get_text()]
+    rows = [{"iteration": i, "stage": "rigid" if i <= 10 else "full", "total": 1.0 / i, "lmk": 0.5 / i,
+             "prdl": 0.0 if i <= 10 else 0.2 / i, "prdl/nose": 0.0 if i <= 10 else 0.1 / i} for i in range(1, 40)]
+    img = history_chart(LossHistory(rows=rows), "photo")
+    assert img.dtype == np.uint8 and img.shape == (428, 1000, 3)  # two panels of 500 x 400 under a title
 
-    wide = LossHistory(rows=[{"iteration": i, "stage": "full", "total": 10.0 ** -i, "lmk": 0.5 * 10.0 ** -i}
-                             for i in range(1, 6)])
-    text = labels(plot_history(wide, "wide"))
-    assert text and all("$" not in t for t in text)
-    assert "0.001" in text
-    narrow = LossHistory(rows=[{"iteration": i, "stage": "full", "total": 0.3 + 0.2 / i} for i in range(1, 30)])
-    assert labels(plot_history(narrow)), "no y labels on an axis within one decade"
+    def has(colour, part):
+        return bool((np.abs(part.astype(int) - np.asarray(colour)).sum(-1) < 40).any())
+
+    left, right = img[:, :500], img[:, 500:]
+    assert has((0, 0, 0), left) and has(PALETTE[0], left) and has(PALETTE[1], left)  # total, lmk, prdl
+    assert has(PALETTE[0], right) and not has(PALETTE[1], right)  # one part: the first colour only
+    one = history_chart(LossHistory(rows=[{k: v for k, v in r.items() if k in ("iteration", "stage", "total")}
+                                          for r in rows]))
+    assert one.shape == (400, 600, 3)  # one panel without PRDL, no title
+    # a NaN breaks the line: no ink on the plot between the two halves' x ranges
+    x = np.arange(10, dtype=float)
+    y = np.where((x > 3) & (x < 7), np.nan, 1.0)
+    flat = render_chart([Panel(series=[Series("a", x, y, color=(255, 0, 0), width=3)], log_y=False)])
+    red = (flat[..., 0] > 200) & (flat[..., 1] < 80) & (flat[..., 2] < 80)
+    cols = np.nonzero(red.any(0))[0]
+    assert len(cols) and np.diff(cols).max() > 100  # a gap of several iterations' width
+    with pytest.raises(ValueError):
+        render_chart([])
+
+

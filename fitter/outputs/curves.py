@@ -2,22 +2,26 @@
 
 CSV columns: ``iteration``, ``stage``, ``total``, one column per active loss term (weighted value),
 then ``prdl/<part>`` per part when PRDL is active (see :class:`fitter.result.LossHistory`).
-Plots use matplotlib's Agg canvas (no display, no pyplot state).
+The per-fit ``curves.png`` (:func:`history_chart`) is drawn with Pillow
+(:mod:`fitter.outputs.line_chart`: no matplotlib import in ``prdlfit fit``); comparisons of several
+fits (:func:`compare_curves`, ``prdlfit curves``) use matplotlib's Agg canvas (no display, no pyplot
+state), imported when first used.
 """
 from __future__ import annotations
 
 import csv
 import io
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Sequence, Tuple
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from fitter.outputs.atomic import PathLike, atomic_path, write_text_atomic
+from fitter.outputs.line_chart import Panel, Series, render_chart
 from fitter.result import LossHistory
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: columns that are not loss values
 META_COLUMNS = ("iteration", "stage")
@@ -92,56 +96,24 @@ def _stage_starts(history: LossHistory) -> List[Tuple[int, str]]:
     return out
 
 
-#: plot_history's margins (figure fractions), fixed: ``tight_layout`` measured every tick label
-#: and took most of the figure's time (0.6 of 0.9 s); the panels have no y label to make room for.
-HISTORY_MARGINS = {"left": 0.08, "right": 0.98, "bottom": 0.12, "top": 0.88, "wspace": 0.2}
+def history_chart(history: LossHistory, title: str = "") -> np.ndarray:
+    """[H, W, 3] uint8 RGB ``curves.png`` of one fit: the total and each weighted term (log y), and
+    the weighted PRDL of each part beside it when PRDL ran; a dotted line where a stage starts.
 
-#: decade labels of a log axis as plain numbers (1, 0.1, 0.001, 1e-05): matplotlib's default
-#: typesets each label with mathtext, about half of the drawing time of a fit's curves.
-_DECADES = FuncFormatter(lambda v, _pos: f"{v:g}")
-
-
-def plot_history(history: LossHistory, title: str = "") -> Figure:
-    """Figure of one fit: total and each term (log y), and per-part PRDL when present.
-
-    Written with every fit (``curves.png``), so it is drawn cheaply: fixed margins
-    (:data:`HISTORY_MARGINS`) and plain decade labels (minor ticks labelled only on an axis whose
-    data lies within one decade)."""
-    parts = part_columns(history)
-    fig = Figure(figsize=(10 if parts else 6, 4), dpi=100)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 2 if parts else 1, squeeze=False)[0]
-    it = history.column("iteration")
-    ax = axes[0]
+    Drawn with Pillow (:func:`fitter.outputs.line_chart.render_chart`): it is written with every
+    fit, and matplotlib's import alone took 0.6 s of a single-photo run."""
+    it = history.column("iteration") if len(history) else np.zeros(0)
+    starts = [x for x, _stage in _stage_starts(history)[1:]]
+    terms = Panel("loss terms (weighted)", xlabel="iteration", vlines=starts)
     if len(history):
-        ax.plot(it, _positive(history.column("total")), color="black", lw=2, label="total")
-        for c in term_columns(history):
-            ax.plot(it, _positive(history.column(c)), lw=1, label=c)
-    ax.set_title("loss terms (weighted)", y=1.0)  # a fixed y: no search for room above the ticks
+        terms.series.append(Series("total", it, _positive(history.column("total")), color=(0, 0, 0), width=2.0))
+        terms.series += [Series(c, it, _positive(history.column(c))) for c in term_columns(history)]
+    panels = [terms]
+    parts = part_columns(history)
     if parts:
-        for c in parts:
-            axes[1].plot(it, _positive(history.column(c)), lw=1, label=c.split("/", 1)[1])
-        axes[1].set_title("PRDL per part (weighted)", y=1.0)
-    for a in axes:
-        for x, stage in _stage_starts(history)[1:]:
-            a.axvline(x, color="grey", ls=":", lw=1)
-        a.set_xlabel("iteration")
-        if a.has_data():
-            a.set_yscale("log")
-            a.yaxis.set_major_formatter(_DECADES)
-            lo, hi = a.dataLim.intervaly
-            # no power of ten inside the data's range: label the minor ticks (2, 3, ... × 10^k) instead
-            within = np.isfinite(lo) and lo > 0 and np.floor(np.log10(hi)) == np.floor(np.log10(lo))
-            a.yaxis.set_minor_formatter(_DECADES if within else NullFormatter())
-            a.legend(fontsize=7)
-    margins = dict(HISTORY_MARGINS)
-    if title:
-        fig.suptitle(title)
-        margins["top"] = 0.84
-    if not parts:  # one panel 6 in wide: the same label room in inches
-        margins["left"] = 0.12
-    fig.subplots_adjust(**margins)
-    return fig
+        panels.append(Panel("PRDL per part (weighted)", xlabel="iteration", vlines=starts,
+                            series=[Series(c.split("/", 1)[1], it, _positive(history.column(c))) for c in parts]))
+    return render_chart(panels, title, panel_size=(500, 400) if parts else (600, 400))
 
 
 #: figure file types :func:`save_figure` writes (by suffix)
@@ -157,7 +129,7 @@ def check_figure_path(path: PathLike) -> Path:
     return p
 
 
-def save_figure(fig: Figure, path: PathLike) -> Path:
+def save_figure(fig: "Figure", path: PathLike) -> Path:
     """Save a figure atomically (format from the suffix, one of :data:`FIGURE_SUFFIXES`); returns the path."""
     check_figure_path(path)
     with atomic_path(path) as tmp:
@@ -166,7 +138,7 @@ def save_figure(fig: Figure, path: PathLike) -> Path:
 
 
 def compare_curves(curves: Sequence[Tuple[str, LossHistory]], columns: Sequence[str] = ("total",),
-                   normalize: bool = False) -> Figure:
+                   normalize: bool = False) -> "Figure":
     """One figure comparing fits: a panel per column, a line per fit.
 
     Args:
@@ -176,6 +148,9 @@ def compare_curves(curves: Sequence[Tuple[str, LossHistory]], columns: Sequence[
     Raises:
         ValueError: no curves, or a column none of the fits has.
     """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     if not curves:
         raise ValueError("no curves to compare")
     for c in columns:

@@ -33,7 +33,7 @@ from fitter.errors import FitError
 from fitter.outputs.animation import snapshots_of
 from fitter.outputs.atomic import PathLike, atomic_path, fsync_dir
 from fitter.outputs.blendshapes import blendshapes_summary, write_blendshapes_json
-from fitter.outputs.curves import plot_history, save_figure, write_curves_csv
+from fitter.outputs.curves import history_chart, write_curves_csv
 from fitter.outputs.face_rig import FaceRig, face_rig, rig_summary
 from fitter.outputs.fit_files import fit_arrays, fit_summary, write_fit_json, write_npy, write_npz
 from fitter.outputs.fitted_mesh import fitted_mesh
@@ -184,7 +184,7 @@ def write_fit_outputs(result: FitResult, model: MorphableModel, out_dir: PathLik
         image = original_image if original_image is not None else load_original_image(result)
         written["overlay"] = write_png(paths["overlay"], overlay_image(result, model, image))
     written["curves_csv"] = write_curves_csv(paths["curves_csv"], result.history)
-    written["curves_png"] = save_figure(plot_history(result.history, title=Path(out).name), paths["curves_png"])
+    written["curves_png"] = write_png(paths["curves_png"], history_chart(result.history, title=Path(out).name))
     snaps = snapshots_of(result, model)
     if snaps is not None:
         written["snapshots"] = write_npz(paths["snapshots"], snaps.arrays())
