@@ -107,6 +107,11 @@ class FitConfig:
         exp_sparse_scale: expression name -> factor of the sparse prior ``exp_sparse`` on that
             shape (missing names: 1; names the model lacks are ignored), e.g. a smaller factor for
             shapes the landmarks measure directly (the eye blinks).
+        exp_sparse_gamma: None (plain L1) or γ > 0: the sparse expression prior becomes the minimax
+            concave penalty with this γ (in units of each shape's std; for blendshape weights in
+            [0, 1], γ = 1 fades the pull from full at 0 to none at 1), so small weights still go
+            to 0 while a strong expression the image asks for is not shrunk
+            (:func:`fitter.losses.l1_prior`).
         support_radius: a predicted part point counts only where the rendered fit shows its part
             within this many pixels of it (drops points of parts seen edge-on at the silhouette
             and of closed eyelids' zero-width slits, which a pixel mask cannot contain); -1 = off
@@ -141,6 +146,7 @@ class FitConfig:
     exp_sparse_scale: Dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EXP_SPARSE_SCALE))
     jaw_landmark_weight: Optional[float] = None
     profile_id_prior: float = 9.0
+    exp_sparse_gamma: Optional[float] = None
 
     def __post_init__(self) -> None:
         """Check every value (types, ranges, finiteness); ValueError naming the first bad one."""
@@ -174,6 +180,8 @@ class FitConfig:
         self.lr_decay = check_float("lr_decay", self.lr_decay, lo=0.0, hi=1.0, lo_open=True)
         self.rel_tol = check_float("rel_tol", self.rel_tol, lo=0.0)
         self.profile_id_prior = check_float("profile_id_prior", self.profile_id_prior, lo=0.0)
+        if self.exp_sparse_gamma is not None:
+            self.exp_sparse_gamma = check_float("exp_sparse_gamma", self.exp_sparse_gamma, lo=0.0, lo_open=True)
         if self.jaw_landmark_weight is not None:
             self.jaw_landmark_weight = check_float("jaw_landmark_weight", self.jaw_landmark_weight, lo=0.0)
         if isinstance(self.anchors, (str, bytes)) or not hasattr(self.anchors, "__len__") or len(self.anchors) != 2:

@@ -215,6 +215,8 @@ class LossContext:
     landmark_weights: Optional[Tensor] = None
     #: [K_exp] per-shape factors of the sparse expression prior (None = all 1).
     exp_sparse_weights: Optional[Tensor] = None
+    #: MCP's γ of the sparse expression prior (:func:`fitter.losses.l1_prior`; None = plain L1).
+    exp_sparse_gamma: Optional[float] = None
     #: [B, P, N] image-area weights of the predicted points in PRDL's f_ave; None = plain mean.
     pred_weights: Optional[Tensor] = None
     #: [B, P, N] bool, True where the rendered fit shows the point's part within a pixel (None =
@@ -287,7 +289,8 @@ def _exp_prior(ctx: LossContext) -> Tensor:
 
 
 def _exp_sparse(ctx: LossContext) -> Tensor:
-    return L.l1_prior(ctx.exp_coeffs, ctx.model.exp_std[: ctx.exp_coeffs.shape[1]], ctx.exp_sparse_weights)
+    return L.l1_prior(ctx.exp_coeffs, ctx.model.exp_std[: ctx.exp_coeffs.shape[1]], ctx.exp_sparse_weights,
+                      ctx.exp_sparse_gamma)
 
 
 def _segmentation(fn: Callable) -> Callable[[LossContext], Tensor]:

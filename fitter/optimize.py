@@ -69,7 +69,7 @@ class Fitter:
             exp_sparse_weights=torch.tensor([float(cfg.exp_sparse_scale.get(n, 1.0))
                                              for n in m.exp_names[: self.space.num_exp]], device=dev),
             support_radius=cfg.support_radius, area_weights=cfg.point_weights == "area",
-            profile_id_gain=cfg.profile_id_prior)
+            profile_id_gain=cfg.profile_id_prior, exp_sparse_gamma=cfg.exp_sparse_gamma)
 
     # ------------------------------------------------------------------ public
     def fit(self, inputs: Union[Inputs, Sequence[Inputs]],

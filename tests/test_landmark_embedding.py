@@ -98,6 +98,21 @@ def test_l1_prior_pulls_equally_at_every_magnitude():
         L.l1_prior(torch.zeros(3), torch.ones(3))
 
 
+def test_mcp_sparse_prior_pulls_like_l1_at_zero_and_not_past_gamma():
+    c = torch.tensor([[0.01, 0.25, 0.5, 1.0, 1.5]], requires_grad=True)
+    std = torch.tensor([1.0, 1.0, 2.0, 1.0, 1.0])
+    v = L.l1_prior(c, std, gamma=1.0)  # ρ(z) = z - z²/2 below 1, 1/2 from 1 on (z = |c| / std)
+    assert torch.allclose(v, torch.tensor([(0.01 - 0.00005) + (0.25 - 0.03125) + (0.25 - 0.03125) + 0.5 + 0.5]))
+    v.sum().backward()
+    assert torch.allclose(c.grad, torch.tensor([[0.99, 0.75, 0.375, 0.0, 0.0]]))
+    # one strong weight costs less than two medium ones moving the same amount (L1: the same)
+    one, two = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.5, 0.5]])
+    assert float(L.l1_prior(one, torch.ones(2), gamma=1.0)) < float(L.l1_prior(two, torch.ones(2), gamma=1.0))
+    assert float(L.l1_prior(one, torch.ones(2))) == float(L.l1_prior(two, torch.ones(2)))
+    with pytest.raises(ValueError, match="gamma"):
+        L.l1_prior(one, torch.ones(2), gamma=0.0)
+
+
 def test_exp_sparse_is_a_visibility_free_term():
     assert "exp_sparse" in TERMS and TERM_NEEDS["exp_sparse"] == frozenset()
     assert FitConfig(loss_weights={"exp_sparse": 1e-3}).loss_weights["exp_sparse"] == 1e-3

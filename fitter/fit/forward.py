@@ -77,11 +77,12 @@ class ForwardPass:
         support_radius: pixels (< 0: no label support). area_weights: PRDL's f_ave weighted by area.
         profile_id_gain: the identity prior's factor at profile (:func:`fitter.losses.profile_factor`
             of the current head yaw; 0 = off).
+        exp_sparse_gamma: MCP's γ of the sparse expression prior (None = plain L1).
     """
 
     def __init__(self, space: ParamSpace, tables: PartTables, part_weights: Tensor, landmark_weights: Tensor,
                  exp_sparse_weights: Tensor, support_radius: int = 1, area_weights: bool = True,
-                 profile_id_gain: float = 0.0):
+                 profile_id_gain: float = 0.0, exp_sparse_gamma: Optional[float] = None):
         self.space, self.model, self.tables = space, space.model, tables
         self.part_weights = part_weights
         self.landmark_weights = landmark_weights
@@ -89,6 +90,7 @@ class ForwardPass:
         self.support_radius = support_radius
         self.area_weights = area_weights
         self.profile_id_gain = profile_id_gain
+        self.exp_sparse_gamma = exp_sparse_gamma
 
     def _see(self, pts_img: Tensor, pts_cam: Tensor, size: Tuple[int, int]) -> Visibility:
         """Z-buffer visibility and the part points' label support at the current fit."""
@@ -132,7 +134,8 @@ class ForwardPass:
             visible=visibility.points, landmark_index=lmk_index, pred_points=pts_img[:, tables.index],
             pred_valid=pred_valid, part_weights=tb.part_present.to(pts_img.dtype) * self.part_weights,
             part_triangles=tables.part_triangles, landmark_weights=self.landmark_weights,
-            exp_sparse_weights=self.exp_sparse_weights, pred_weights=pred_weights, part_support=visibility.support,
+            exp_sparse_weights=self.exp_sparse_weights, exp_sparse_gamma=self.exp_sparse_gamma,
+            pred_weights=pred_weights, part_support=visibility.support,
         )
         if self.profile_id_gain > 0 and terms.get("id_prior", 0) > 0:
             ctx.id_prior_scale = L.profile_factor(matrix_to_euler(R.detach())[:, 1], self.profile_id_gain)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from typing import Optional, Tuple
 
+import torch
 from torch import Tensor
 
 #: head yaw (degrees) where :func:`profile_factor` starts to rise and where it reaches 1 + gain.
@@ -45,21 +46,36 @@ def l2_prior(coeffs: Tensor) -> Tensor:
     return coeffs.square().sum(dim=1)
 
 
-def l1_prior(coeffs: Tensor, std: Tensor, weights: Optional[Tensor] = None) -> Tensor:
-    """Sparsity (Laplace) prior: Σ_k |c_k| / std_k.
+def l1_prior(coeffs: Tensor, std: Tensor, weights: Optional[Tensor] = None,
+             gamma: Optional[float] = None) -> Tensor:
+    """Sparsity prior: Σ_k w_k ρ(|c_k| / std_k), ρ the Laplace (L1) penalty or its concave MCP form.
 
-    Unlike the Gaussian prior, whose pull vanishes near 0, its pull has the same size at any
+    Unlike the Gaussian prior, whose pull vanishes near 0, the L1 pull has the same size at any
     magnitude, so a coefficient the data does not ask for goes to exactly 0 (with the [0, 1]
     bounds of blendshape weights, the optimizer's projection lands it there): a neutral face keeps
     a neutral expression instead of a spread of small, compensating weights.
 
+    With ``gamma`` (γ > 0) the penalty is the minimax concave penalty (MCP, Zhang 2010):
+
+        ρ(z) = z − z² / (2γ)   for z < γ,        ρ(z) = γ / 2   for z ≥ γ,
+
+    the same pull as L1 at 0 (slope 1), fading linearly to none at z = γ. Small weights are still
+    driven to 0, but a strong expression the data asks for (a closed eye at 0.9) is hardly shrunk,
+    and one large weight costs less than two medium ones sharing the same motion (L1 is
+    indifferent between them): the prior prefers the single shape that explains the image.
+
     Args:
         coeffs: [B, K] (or [B, k] with k <= K). std: [K] positive scales.
-        weights: [K] non-negative per-coefficient factors (None = all 1): Σ_k w_k |c_k| / std_k.
+        weights: [K] non-negative per-coefficient factors (None = all 1).
+        gamma: MCP's γ in units of std (None = plain L1).
     Returns:
         [B].
     """
     z = _scaled(coeffs, std).abs()
+    if gamma is not None:
+        if not gamma > 0:
+            raise ValueError(f"gamma must be > 0, got {gamma!r}")
+        z = torch.where(z < gamma, z - z.square() / (2.0 * gamma), z.new_tensor(0.5 * gamma))
     if weights is not None:
         z = z * weights[: z.shape[1]].to(device=z.device, dtype=z.dtype)
     return z.sum(dim=1)
