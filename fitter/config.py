@@ -43,6 +43,9 @@ LOSS_NAMES: Tuple[str, ...] = tuple(DEFAULT_LOSS_WEIGHTS)
 #: BENCHMARKS.md, "Real faces")
 DEFAULT_EXP_SPARSE_SCALE: Dict[str, float] = {}
 
+#: per-region factors of the ``mesh_lmk`` term (FitConfig.mesh_region_weights); none by default
+DEFAULT_MESH_REGION_WEIGHTS: Dict[str, float] = {}
+
 #: the paper's setting of the same terms (``FitConfig(loss_weights=PAPER_LOSS_WEIGHTS)``).
 PAPER_LOSS_WEIGHTS: Dict[str, float] = {**DEFAULT_LOSS_WEIGHTS, "lmk": 1.6e-3, "id_prior": 3e-4, "exp_prior": 3e-4,
                                         "exp_sparse": 0.0, "eye_closure": 0.0, "lip_closure": 0.0,
@@ -112,6 +115,9 @@ class FitConfig:
             [0, 1], γ = 1 fades the pull from full at 0 to none at 1), so small weights still go
             to 0 while a strong expression the image asks for is not shrunk
             (:func:`fitter.losses.l1_prior`).
+        mesh_region_weights: region name -> factor of the ``mesh_lmk`` term on the front end's mesh
+            points of that region (``eyes``, ``brows``, ``lips``, ``nose``, ``rest``: MediaPipe's
+            own region outlines, :mod:`fitter.targets.mediapipe_regions`; missing regions: 1).
         support_radius: a predicted part point counts only where the rendered fit shows its part
             within this many pixels of it (drops points of parts seen edge-on at the silhouette
             and of closed eyelids' zero-width slits, which a pixel mask cannot contain); -1 = off
@@ -147,6 +153,7 @@ class FitConfig:
     jaw_landmark_weight: Optional[float] = None
     profile_id_prior: float = 9.0
     exp_sparse_gamma: Optional[float] = None
+    mesh_region_weights: Dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MESH_REGION_WEIGHTS))
 
     def __post_init__(self) -> None:
         """Check every value (types, ranges, finiteness); ValueError naming the first bad one."""
@@ -195,6 +202,16 @@ class FitConfig:
             if k not in PART_NAMES:
                 raise ValueError(f"unknown part {k!r} in part_weights; parts: {', '.join(PART_NAMES)}")
             self.part_weights[k] = check_float(f"part weight {k}", v, lo=0.0)
+        if not isinstance(self.mesh_region_weights, dict):
+            raise ValueError(f"mesh_region_weights must be a mapping of region names to factors, "
+                             f"got {self.mesh_region_weights!r}")
+        if self.mesh_region_weights:
+            from fitter.targets.mediapipe_regions import MESH_REGIONS
+
+            for k, v in self.mesh_region_weights.items():
+                if k not in MESH_REGIONS:
+                    raise ValueError(f"unknown mesh region {k!r} in mesh_region_weights; regions: {', '.join(MESH_REGIONS)}")
+                self.mesh_region_weights[k] = check_float(f"mesh region weight {k}", v, lo=0.0)
         if not isinstance(self.exp_sparse_scale, dict):
             raise ValueError(f"exp_sparse_scale must be a mapping of expression names to factors, got {self.exp_sparse_scale!r}")
         for k, v in self.exp_sparse_scale.items():

@@ -215,6 +215,8 @@ class LossContext:
     landmark_weights: Optional[Tensor] = None
     #: [K_exp] per-shape factors of the sparse expression prior (None = all 1).
     exp_sparse_weights: Optional[Tensor] = None
+    #: [478] per-point factors of the mesh term, by the front end's mesh index (None = all 1).
+    mesh_point_weights: Optional[Tensor] = None
     #: MCP's γ of the sparse expression prior (:func:`fitter.losses.l1_prior`; None = plain L1).
     exp_sparse_gamma: Optional[float] = None
     #: [B, P, N] image-area weights of the predicted points in PRDL's f_ave; None = plain mean.
@@ -261,7 +263,8 @@ def _lmk(ctx: LossContext) -> Tensor:
 
 def _mesh_lmk(ctx: LossContext) -> Tensor:
     """Mean squared distance of the model's counterparts of the front end's mesh points
-    (``model.mesh_landmarks``) to those points; 0 for a face or a model without them."""
+    (``model.mesh_landmarks``) to those points, each weighted by ``mesh_point_weights``; 0 for a
+    face or a model without them."""
     m, t = ctx.model, ctx.target
     if m.mesh_landmarks is None or t.mesh_points is None:
         return ctx.points_img.new_zeros(ctx.points_img.shape[0])
@@ -269,7 +272,8 @@ def _mesh_lmk(ctx: LossContext) -> Tensor:
     inside = ids < t.mesh_points.shape[1]
     ids = ids.clamp_max(t.mesh_points.shape[1] - 1)
     valid = t.mesh_valid[:, ids] & inside
-    return L.landmark_loss(ctx.points_img[:, m.mesh_landmarks], t.mesh_points[:, ids], valid)
+    weights = None if ctx.mesh_point_weights is None else ctx.mesh_point_weights.to(ids.device)[ids]
+    return L.landmark_loss(ctx.points_img[:, m.mesh_landmarks], t.mesh_points[:, ids], valid, weights)
 
 
 def _closure(pairs) -> Callable[[LossContext], Tensor]:

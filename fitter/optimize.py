@@ -69,7 +69,8 @@ class Fitter:
             exp_sparse_weights=torch.tensor([float(cfg.exp_sparse_scale.get(n, 1.0))
                                              for n in m.exp_names[: self.space.num_exp]], device=dev),
             support_radius=cfg.support_radius, area_weights=cfg.point_weights == "area",
-            profile_id_gain=cfg.profile_id_prior, exp_sparse_gamma=cfg.exp_sparse_gamma)
+            profile_id_gain=cfg.profile_id_prior, exp_sparse_gamma=cfg.exp_sparse_gamma,
+            mesh_point_weights=self._mesh_point_weights(cfg))
 
     # ------------------------------------------------------------------ public
     def fit(self, inputs: Union[Inputs, Sequence[Inputs]],
@@ -152,6 +153,15 @@ class Fitter:
         return pred[0], tb.desc[0], tb.part_present[0]
 
     # ------------------------------------------------------------------ helpers
+    def _mesh_point_weights(self, cfg: FitConfig) -> Optional[Tensor]:
+        """[478] factors of the mesh term from ``cfg.mesh_region_weights`` (None when there are none
+        or the term is off)."""
+        if not cfg.mesh_region_weights or cfg.loss_weights.get("mesh_lmk", 0) <= 0:
+            return None
+        from fitter.targets.mediapipe_regions import mesh_point_weights
+
+        return torch.from_numpy(mesh_point_weights(cfg.mesh_region_weights)).to(self.device)
+
     def _batch(self, targets: Sequence[Targets], terms: Dict[str, float],
                kind: Optional[str] = None) -> Tuple[TargetBatch, FittingCamera]:
         """The padded targets (with what ``terms`` need) and their camera (``kind`` or the config's)."""

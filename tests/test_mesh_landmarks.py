@@ -57,7 +57,7 @@ def test_mesh_table_checks_its_inputs(tmp_path):
     assert torch.allclose(back.weights, table.weights, atol=1e-6)
 
 
-def _ctx(model, points_img, mesh_points, mesh_valid):
+def _ctx(model, points_img, mesh_points, mesh_valid, weights=None):
     class T:  # the two fields the term reads
         pass
 
@@ -68,7 +68,7 @@ def _ctx(model, points_img, mesh_points, mesh_valid):
         pass
 
     c = C()
-    c.model, c.target, c.points_img = model, t, points_img
+    c.model, c.target, c.points_img, c.mesh_point_weights = model, t, points_img, weights
     return c
 
 
@@ -90,6 +90,32 @@ def test_mesh_lmk_scores_the_counterparts_against_the_front_ends_points():
     plain = make_fake_model()
     assert torch.equal(TERMS["mesh_lmk"](_ctx(plain, img[:, : plain.num_points], mesh, valid)), torch.zeros(2))
     assert torch.equal(TERMS["mesh_lmk"](_ctx(model, img, None, None)), torch.zeros(2))
+    # per-point weights, by the front end's mesh index: point 200 counts 4 times
+    valid[0, 200] = True
+    w = torch.ones(MEDIAPIPE_MESH_POINTS)
+    w[200] = 4.0
+    assert torch.allclose(TERMS["mesh_lmk"](_ctx(model, img, moved, valid, w)), torch.tensor([100 / 3, 0.0]))
+
+
+def test_mesh_regions_are_mediapipes_outlines_and_weight_their_points():
+    from fitter.config import FitConfig
+    from fitter.targets.mediapipe_regions import MESH_REGIONS, mesh_point_weights, region_ids
+
+    eyes, lips, brows, nose, rest = (set(region_ids(r)) for r in ("eyes", "lips", "brows", "nose", "rest"))
+    assert {33, 133, 362, 263, 159, 145} <= eyes  # the eye corners and lid middles of MediaPipe's mesh
+    assert {61, 291, 13, 14} <= lips and {70, 300} <= brows and 4 not in eyes
+    assert len(eyes) == 32 and len(lips) == 40 and len(brows) == 20
+    assert not (eyes & lips) and not (rest & (eyes | lips | brows | nose))
+    assert len(rest | eyes | lips | brows | nose) == MEDIAPIPE_MESH_POINTS
+    w = mesh_point_weights({"eyes": 4.0, "rest": 0.5})
+    assert w.shape == (MEDIAPIPE_MESH_POINTS,) and w[33] == 4.0 and w[61] == 1.0 and w[list(rest)].max() == 0.5
+    with pytest.raises(ValueError, match="unknown mesh region"):
+        region_ids("ears")
+    with pytest.raises(ValueError, match="unknown mesh region 'ears'"):
+        FitConfig(mesh_region_weights={"ears": 2.0})
+    with pytest.raises(ValueError, match="mesh region weight eyes"):
+        FitConfig(mesh_region_weights={"eyes": -1.0})
+    assert set(MESH_REGIONS) == {"eyes", "brows", "lips", "nose", "rest"}
 
 
 def test_packaged_ict_table_covers_mediapipes_inner_mesh(ict_model):

@@ -78,11 +78,13 @@ class ForwardPass:
         profile_id_gain: the identity prior's factor at profile (:func:`fitter.losses.profile_factor`
             of the current head yaw; 0 = off).
         exp_sparse_gamma: MCP's γ of the sparse expression prior (None = plain L1).
+        mesh_point_weights: [478] factors of the mesh term per front-end mesh point (None = all 1).
     """
 
     def __init__(self, space: ParamSpace, tables: PartTables, part_weights: Tensor, landmark_weights: Tensor,
                  exp_sparse_weights: Tensor, support_radius: int = 1, area_weights: bool = True,
-                 profile_id_gain: float = 0.0, exp_sparse_gamma: Optional[float] = None):
+                 profile_id_gain: float = 0.0, exp_sparse_gamma: Optional[float] = None,
+                 mesh_point_weights: Optional[Tensor] = None):
         self.space, self.model, self.tables = space, space.model, tables
         self.part_weights = part_weights
         self.landmark_weights = landmark_weights
@@ -91,6 +93,7 @@ class ForwardPass:
         self.area_weights = area_weights
         self.profile_id_gain = profile_id_gain
         self.exp_sparse_gamma = exp_sparse_gamma
+        self.mesh_point_weights = mesh_point_weights
 
     def _see(self, pts_img: Tensor, pts_cam: Tensor, size: Tuple[int, int]) -> Visibility:
         """Z-buffer visibility and the part points' label support at the current fit."""
@@ -135,6 +138,7 @@ class ForwardPass:
             pred_valid=pred_valid, part_weights=tb.part_present.to(pts_img.dtype) * self.part_weights,
             part_triangles=tables.part_triangles, landmark_weights=self.landmark_weights,
             exp_sparse_weights=self.exp_sparse_weights, exp_sparse_gamma=self.exp_sparse_gamma,
+            mesh_point_weights=self.mesh_point_weights,
             pred_weights=pred_weights, part_support=visibility.support,
         )
         if self.profile_id_gain > 0 and terms.get("id_prior", 0) > 0:
