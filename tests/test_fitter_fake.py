@@ -227,3 +227,29 @@ def test_photometric_and_silhouette_terms_run_through_the_fitter(model):
     fit = Fitter(model, replace(CFG, iters=5, rigid_iters=2, loss_weights=weights)).fit(target)
     assert {"pho", "sil_iou"} <= set(fit.final_losses) and np.isfinite(fit.final_losses["total"])
     assert {"pho", "sil_iou"} <= set(fit.history.rows[-1])
+
+
+def test_rigid_stage_computes_the_shape_once_and_leaves_the_coefficients_trainable(model, monkeypatch):
+    """In the rigid stage the coefficients do not move: the shape is computed once and reused,
+    and no gradient flows to the coefficients; the main stage then moves them as before."""
+    calls = []
+    vertices = type(model).vertices
+
+    def counted(self, id_c=None, exp_c=None):
+        calls.append(bool(id_c is not None and id_c.requires_grad))
+        return vertices(self, id_c, exp_c)
+
+    monkeypatch.setattr(type(model), "vertices", counted)
+    target = _target(model)
+    counts = []
+    for n in (2, 12):
+        calls.clear()
+        rigid = Fitter(model, replace(CFG, iters=0, rigid_iters=n, rel_tol=0.0)).fit(target)
+        assert rigid.iterations == n
+        assert not any(calls), "no coefficient gradient in the rigid stage"
+        counts.append(len(calls))
+    assert counts[0] == counts[1]  # not one shape per iteration
+    calls.clear()
+    full = Fitter(model, replace(CFG, iters=5, rigid_iters=3, rel_tol=0.0)).fit(target)
+    assert calls.count(True) == 5  # each main-stage iteration differentiates through the shape
+    assert not np.allclose(full.id_coeffs, 0.0)

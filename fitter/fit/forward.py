@@ -69,7 +69,8 @@ class Evaluation:
 
 
 class ForwardPass:
-    """The forward model of one (model, settings); stateless between calls.
+    """The forward model of one (model, settings); stateless between calls but for the kept shape
+    of constant coefficients (:meth:`_shape`, a cache that never changes a result).
 
     Args:
         space: the parameter map (holds the model). tables: the part point tables.
@@ -94,6 +95,20 @@ class ForwardPass:
         self.profile_id_gain = profile_id_gain
         self.exp_sparse_gamma = exp_sparse_gamma
         self.mesh_point_weights = mesh_point_weights
+        self._kept_shape: Optional[Tuple[Tensor, Tensor, Tensor]] = None  # (id, exp, points): see _shape
+
+    def _shape(self, id_c: Tensor, exp_c: Tensor) -> Tensor:
+        """[B, V, 3] model-space points. Coefficients held constant (no gradient: the rigid stage)
+        give the same shape at every iteration, which is kept and reused while they are unchanged."""
+        if id_c.requires_grad or exp_c.requires_grad:
+            return self.model.vertices(id_c, exp_c)
+        kept = self._kept_shape
+        if kept is not None and kept[0].shape == id_c.shape and kept[1].shape == exp_c.shape \
+                and torch.equal(kept[0], id_c) and torch.equal(kept[1], exp_c):
+            return kept[2]
+        verts = self.model.vertices(id_c, exp_c)
+        self._kept_shape = (id_c.clone(), exp_c.clone(), verts)
+        return verts
 
     def _see(self, pts_img: Tensor, pts_cam: Tensor, size: Tuple[int, int]) -> Visibility:
         """Z-buffer visibility and the part points' label support at the current fit."""
@@ -116,7 +131,7 @@ class ForwardPass:
         m, tables = self.model, self.tables
         id_c, exp_c = self.space.coeffs(params)
         R, t = self.space.pose(params, camera)
-        pts_cam = model_to_camera(m.vertices(id_c, exp_c), R, t)
+        pts_cam = model_to_camera(self._shape(id_c, exp_c), R, t)
         pts_img = camera.project(pts_cam, params.log_depth)
         needs_sets = Needs.of(terms).point_sets if point_sets is None else point_sets
         visibility = visibility or Visibility()

@@ -72,6 +72,23 @@ def run_stage(stage: Stage, forward: ForwardPass, params: FaceParams, tb: Target
               total_iters: int = 0) -> None:
     """Run ``stage`` on the batch, updating ``params`` in place and recording into ``state``."""
     tensors = stage.tensors
+    # what the stage does not move needs no gradient: in the rigid stage the shape is then a
+    # constant, computed once (ForwardPass reuses it) and left out of every backward pass
+    held = [t for t in params.tensors() if t.requires_grad and not any(t is s for s in tensors)]
+    for t in held:
+        t.requires_grad_(False)
+    try:
+        _iterate(stage, forward, params, tb, camera, colour, state, cfg, progress, total_iters)
+    finally:
+        for t in held:
+            t.requires_grad_(True)
+
+
+def _iterate(stage: Stage, forward: ForwardPass, params: FaceParams, tb: TargetBatch, camera: FittingCamera,
+             colour: Optional[Colour], state: RunState, cfg: FitConfig, progress: Optional[ProgressFn],
+             total_iters: int) -> None:
+    """The step loop of :func:`run_stage`."""
+    tensors = stage.tensors
     state.begin_stage(tensors)
     opt = make_optimizer(cfg, tensors, params.pose_tensors())
     base_lr = [g["lr"] for g in opt.param_groups]
