@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 import morphable_models
-from fitter.config import PAPER_FIT_OPTIONS, PAPER_LOSS_WEIGHTS, FitConfig, parse_fit_options
+from fitter.config import PAPER_FIT_OPTIONS, PAPER_LOSS_WEIGHTS, FitConfig, parse_fit_options, parse_loss_option
 from fitter.metrics import aligned_vertex_error, face_vertex_indices, landmark_nme, part_ious, render_part_labels
 from fitter.optimize import Fitter
 from fitter.outputs.atomic import write_text_atomic
@@ -182,11 +182,14 @@ def main() -> int:
     ap.add_argument("--model", default="ict")
     ap.add_argument("--fit-option", action="append", default=[], metavar="KEY=VALUE",
                     help="FitConfig field for every setting (value parsed as JSON when it parses), repeatable")
+    ap.add_argument("--loss", action="append", default=[], metavar="NAME=W",
+                    help="loss weight for the default-based settings (lmk, lmk+prdl; lmk keeps prdl = 0), repeatable")
     ap.add_argument("--no-outline", action="store_true", help="targets without part outlines (pixel centres only)")
     ap.add_argument("--out", default=None, help="write the Markdown table here")
     args = ap.parse_args()
     try:
         options = parse_fit_options(args.fit_option)
+        losses = dict(parse_loss_option(x) for x in args.loss)
     except ValueError as err:
         raise SystemExit(str(err)) from None
 
@@ -208,11 +211,14 @@ def main() -> int:
               f"err / mean face = vertex error over the mean face's error on the same case "
               f"(mean face: {np.mean(base):.2f} ± {np.std(base):.2f} mm)."
               + "".join(f" {k}={v}." for k, v in options.items())
+              + "".join(f" --loss {k}={v:g}." for k, v in losses.items())
               + (" Targets without part outlines." if args.no_outline else "") + "\n\n")
     rows: Dict[str, List[CaseScores]] = {}
     weights: Dict[str, Dict[str, float]] = {}
     secs: Dict[str, float] = {}
     for s in settings(args.settings):
+        if s.name in ("lmk", "lmk+prdl"):  # the defaults' settings: --loss applies, lmk keeps prdl = 0
+            s.weights = {**losses, **s.weights}
         iters = 0 if s.name == "rigid" else args.iters
         cfg = FitConfig(loss_weights=s.weights, iters=iters, rigid_iters=args.rigid_iters, device=args.device,
                         **{**s.options, **options})
