@@ -27,7 +27,7 @@ DEFAULT_LOSS_WEIGHTS: Dict[str, float] = {
     "lip_closure": 6.4e-3,  # inner-lip openings match the detector's
     "id_prior": 1e-2,    # Gaussian prior on identity coefficients (paper λ_reg; ours 33x the paper's 3e-4)
     "exp_prior": 3e-4,   # Gaussian prior on expression coefficients
-    "exp_sparse": 2e-2,  # sparsity (L1) prior on expression coefficients: a neutral face stays neutral
+    "exp_sparse": 3e-2,  # sparsity prior on expression coefficients (MCP, exp_sparse_gamma): a neutral face stays neutral
     "pho": 0.0,          # photometric term (models with colour)
     "sil_iou": 0.0,      # soft-silhouette IoU per part (comparison)
     "icp_t2p": 0.0,      # ICP target -> prediction (comparison)
@@ -43,8 +43,12 @@ LOSS_NAMES: Tuple[str, ...] = tuple(DEFAULT_LOSS_WEIGHTS)
 #: BENCHMARKS.md, "Real faces")
 DEFAULT_EXP_SPARSE_SCALE: Dict[str, float] = {}
 
-#: per-region factors of the ``mesh_lmk`` term (FitConfig.mesh_region_weights); none by default
-DEFAULT_MESH_REGION_WEIGHTS: Dict[str, float] = {}
+#: per-region factors of the ``mesh_lmk`` term (FitConfig.mesh_region_weights): the lid, brow and lip
+#: outlines count 4 times (chosen on the calibration splits, BENCHMARKS.md "Session 13")
+DEFAULT_MESH_REGION_WEIGHTS: Dict[str, float] = {"eyes": 4.0, "brows": 4.0, "lips": 4.0}
+
+#: MCP's γ of the sparse expression prior (FitConfig.exp_sparse_gamma; None = plain L1)
+DEFAULT_EXP_SPARSE_GAMMA: Optional[float] = 1.0
 
 #: the paper's setting of the same terms (``FitConfig(loss_weights=PAPER_LOSS_WEIGHTS)``).
 PAPER_LOSS_WEIGHTS: Dict[str, float] = {**DEFAULT_LOSS_WEIGHTS, "lmk": 1.6e-3, "id_prior": 3e-4, "exp_prior": 3e-4,
@@ -53,7 +57,8 @@ PAPER_LOSS_WEIGHTS: Dict[str, float] = {**DEFAULT_LOSS_WEIGHTS, "lmk": 1.6e-3, "
 
 #: The FitConfig fields (besides the weights) that undo our other real-face levers for the paper's
 #: setup: ``FitConfig(loss_weights=PAPER_LOSS_WEIGHTS, **PAPER_FIT_OPTIONS)``.
-PAPER_FIT_OPTIONS: Dict[str, object] = {"model_landmarks": "vertices", "profile_id_prior": 0.0}
+PAPER_FIT_OPTIONS: Dict[str, object] = {"model_landmarks": "vertices", "profile_id_prior": 0.0,
+                                        "exp_sparse_gamma": None, "mesh_region_weights": {}}
 
 #: largest PRDL anchor grid side accepted (anchors are W x H grid points)
 MAX_ANCHORS = 256
@@ -114,7 +119,7 @@ class FitConfig:
             concave penalty with this γ (in units of each shape's std; for blendshape weights in
             [0, 1], γ = 1 fades the pull from full at 0 to none at 1), so small weights still go
             to 0 while a strong expression the image asks for is not shrunk
-            (:func:`fitter.losses.l1_prior`).
+            (:func:`fitter.losses.l1_prior`). Default 1, with ``exp_sparse`` 3e-2 (L1 before: 2e-2).
         mesh_region_weights: region name -> factor of the ``mesh_lmk`` term on the front end's mesh
             points of that region (``eyes``, ``brows``, ``lips``, ``nose``, ``rest``: MediaPipe's
             own region outlines, :mod:`fitter.targets.mediapipe_regions`; missing regions: 1).
@@ -152,7 +157,7 @@ class FitConfig:
     exp_sparse_scale: Dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EXP_SPARSE_SCALE))
     jaw_landmark_weight: Optional[float] = None
     profile_id_prior: float = 9.0
-    exp_sparse_gamma: Optional[float] = None
+    exp_sparse_gamma: Optional[float] = DEFAULT_EXP_SPARSE_GAMMA
     mesh_region_weights: Dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MESH_REGION_WEIGHTS))
 
     def __post_init__(self) -> None:
@@ -205,6 +210,7 @@ class FitConfig:
         if not isinstance(self.mesh_region_weights, dict):
             raise ValueError(f"mesh_region_weights must be a mapping of region names to factors, "
                              f"got {self.mesh_region_weights!r}")
+        self.mesh_region_weights = dict(self.mesh_region_weights)  # never the caller's (or a default's) dict
         if self.mesh_region_weights:
             from fitter.targets.mediapipe_regions import MESH_REGIONS
 

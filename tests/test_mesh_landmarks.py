@@ -153,3 +153,17 @@ def test_front_end_targets_carry_mediapipes_mesh_in_crop_pixels(shared):
     t.validate()
     err = np.linalg.norm(mesh_to_ibug68(t.mesh_points) - t.landmarks, axis=1)
     assert float(err[t.landmark_valid].max()) < 0.5
+
+
+def test_fitter_weights_the_mesh_term_by_region():
+    from fitter.config import DEFAULT_MESH_REGION_WEIGHTS, FitConfig
+    from fitter.optimize import Fitter
+    from fitter.targets.mediapipe_regions import region_ids
+
+    model = embed_mesh_landmarks(make_fake_model(), _table(make_fake_model()))
+    w = Fitter(model, FitConfig(device="cpu")).forward.mesh_point_weights
+    eye, rest = region_ids("eyes")[0], region_ids("rest")[0]
+    assert float(w[eye]) == DEFAULT_MESH_REGION_WEIGHTS["eyes"] and float(w[rest]) == 1.0
+    assert Fitter(model, FitConfig(device="cpu", mesh_region_weights={})).forward.mesh_point_weights is None
+    off = FitConfig(device="cpu", loss_weights={"mesh_lmk": 0.0})
+    assert Fitter(model, off).forward.mesh_point_weights is None  # no term, no table to build
