@@ -224,3 +224,29 @@ def test_fit_end_to_end_on_3ddfa_examples(runner, shared, model_cache, tmp_path)
         with open(d / "curves.csv") as f:
             header = f.readline().strip().split(",")
         assert header[:3] == ["iteration", "stage", "total"] and "prdl/skin" in header
+
+
+# ------------------------------------------------------------------ the console entry point
+def test_console_main_ends_fit_at_once_with_clicks_exit_code(tmp_path, monkeypatch, capsys):
+    """``prdlfit fit`` ends with os._exit (no interpreter teardown) after flushing, with the exit
+    code click gave; other commands exit as usual."""
+    import fitter.cli as cli
+
+    exits = []
+
+    def fake_exit(code):
+        exits.append(code)
+        raise SystemExit(code)  # stands in for the end of the process
+
+    monkeypatch.setattr("os._exit", fake_exit)
+    monkeypatch.setattr(cli, "_FAST_EXIT", False)
+    monkeypatch.setattr("sys.argv", ["prdlfit", "fit", str(tmp_path / "missing.jpg"), "-o", str(tmp_path / "out"), "-q"])
+    with pytest.raises(SystemExit):
+        cli.console_main()
+    assert exits == [3]  # every image failed: missing file
+    assert "error: " in capsys.readouterr().err
+    monkeypatch.setattr(cli, "_FAST_EXIT", False)
+    monkeypatch.setattr("sys.argv", ["prdlfit", "--version"])
+    with pytest.raises(SystemExit) as done:
+        cli.console_main()
+    assert done.value.code == 0 and exits == [3]  # not a fit: the ordinary exit
