@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from typing import Dict, Optional, Sequence
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import dijkstra
 
 from morphable_models.model import PART_NAMES
 from morphable_models.polygons import offset_outward, points_in_polygon, polyline_band
@@ -152,6 +150,7 @@ def face_outline(landmarks: np.ndarray, iod: float, rules: PartRules, arc_points
 
 def _graph(vertices: np.ndarray, triangles: np.ndarray, keep: np.ndarray):
     """Sparse edge-length graph over the vertices where ``keep`` is True."""
+    from scipy.sparse import coo_matrix  # here: loading a prepared model needs no scipy
     e = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
     e = e[keep[e[:, 0]] & keep[e[:, 1]]]
     w = np.linalg.norm(vertices[e[:, 0]] - vertices[e[:, 1]], axis=1)
@@ -174,6 +173,8 @@ def split_lips(vertices: np.ndarray, triangles: np.ndarray, lips: np.ndarray, la
         keep[lips] = True
         keep[openings.mouth_upper] = True
         keep[openings.mouth_lower] = True
+        from scipy.sparse.csgraph import dijkstra
+
         g = _graph(vertices, triangles, keep)
         d_up = dijkstra(g, indices=openings.mouth_upper, min_only=True)[lips]
         d_lo = dijkstra(g, indices=openings.mouth_lower, min_only=True)[lips]

@@ -183,6 +183,33 @@ def test_thin_points_basics():
     assert len(np.unique(thin_points(q, 50))) == 50
 
 
+def test_pixel_counts_assign_each_pixel_to_its_nearest_kept_point_ties_to_the_lower_index():
+    from fitter.targets.preprocess import nearest_on_grid, pixel_counts
+
+    rng = np.random.RandomState(3)
+    mask = np.zeros((90, 120), bool)
+    mask[10:80, 20:110] = True
+    mask[40:50, 60:70] = False  # a hole
+    pix = np.argwhere(mask)[:, ::-1].astype(np.float32)
+    for k in (1, 7, 300):
+        kept = pix[np.sort(thin_points(pix, k))]
+        d2 = ((pix[:, None, :].astype(np.int64) - kept[None].astype(np.int64)) ** 2).sum(-1)
+        want = d2.argmin(1)  # brute force, exact integers: the first (lowest) index on a tie
+        got = nearest_on_grid(pix.astype(np.int64), kept.astype(np.int64))
+        assert np.array_equal(got, want)
+        counts = pixel_counts(pix, kept)
+        assert counts.dtype == np.float32 and counts.sum() == len(pix)
+        assert np.array_equal(counts, np.bincount(want, minlength=k))
+    # a tie: pixel (1, 0) is as near to (0, 0) as to (2, 0); the lower index wins, whichever it is
+    assert nearest_on_grid(np.array([[1, 0]]), np.array([[2, 0], [0, 0]])).tolist() == [0]
+    assert nearest_on_grid(np.array([[1, 0]]), np.array([[0, 0], [2, 0]])).tolist() == [0]
+    # off the pixel grid: the same counts by a k-d tree
+    off = pix[:50] + 0.25
+    kept = off[rng.choice(50, 5, replace=False)]
+    d2 = ((off[:, None, :] - kept[None]) ** 2).sum(-1)
+    assert np.array_equal(pixel_counts(off, kept), np.bincount(d2.argmin(1), minlength=5))
+
+
 def test_mask_outline_is_where_the_pixels_end():
     one = np.zeros((5, 6), bool)
     one[2, 3] = True

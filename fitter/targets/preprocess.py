@@ -105,10 +105,57 @@ def pixel_counts(pixels: np.ndarray, kept: np.ndarray) -> np.ndarray:
     """[K] float32: how many of ``pixels`` [N, 2] have each of ``kept`` [K, 2] as their nearest
     kept point (ties to the lower index). Farthest point sampling thins a region unevenly (it
     starts on the boundary); these counts restore the pixel density in PRDL's mean distance."""
-    from scipy.spatial import cKDTree
+    pix, kp = np.asarray(pixels, np.float64), np.asarray(kept, np.float64)
+    if len(kp) and len(pix) and np.array_equal(pix, np.round(pix)) and np.array_equal(kp, np.round(kp)):
+        nearest = nearest_on_grid(pix.astype(np.int64), kp.astype(np.int64))
+    else:  # points off the pixel grid: a k-d tree
+        from scipy.spatial import cKDTree
 
-    _, nearest = cKDTree(np.asarray(kept, np.float64)).query(np.asarray(pixels, np.float64), k=1)
+        nearest = cKDTree(kp).query(pix, k=1)[1] if len(kp) else np.zeros(0, np.int64)
     return np.bincount(nearest, minlength=len(kept)).astype(np.float32)
+
+
+def nearest_on_grid(pixels: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """[N] int64 index of the nearest of ``kept`` [K, 2] (integer x, y) to each of ``pixels`` [N, 2]
+    (integer x, y), exactly; on a tie the lower index.
+
+    A raster holds each kept point's index at its pixel; every pixel then looks at the offsets
+    (dx, dy) in rings of growing dx² + dy² (exact integers) and stops at the first ring that holds
+    a kept point, taking the lowest index there. Farthest point sampling leaves every pixel of its
+    region within a few pixels of a kept point, so a few rings resolve every pixel: ~1 ms for a
+    20,000-pixel skin mask thinned to 3000 points, where a k-d tree needed scipy (0.26 s to import).
+    """
+    N, K = len(pixels), len(kept)
+    if K == 0:
+        raise ValueError("nearest_on_grid needs at least one kept point")
+    lo = np.minimum(pixels.min(0), kept.min(0))
+    hi = np.maximum(pixels.max(0), kept.max(0))
+    W, H = (hi - lo + 1).tolist()
+    raster = np.full((H, W), K, np.int64)  # K: no kept point here
+    order = np.arange(K - 1, -1, -1)  # written last to first: a repeated point keeps its lowest index
+    raster[kept[order, 1] - lo[1], kept[order, 0] - lo[0]] = order
+    px, py = pixels[:, 0] - lo[0], pixels[:, 1] - lo[1]
+    nearest = np.full(N, -1, np.int64)
+    open_ = np.arange(N)
+    done_r2, radius = -1, 4
+    while len(open_):
+        r = np.arange(-radius, radius + 1)
+        dx, dy = (a.ravel() for a in np.meshgrid(r, r))
+        d2 = dx * dx + dy * dy
+        ring = (d2 > done_r2) & (d2 <= radius * radius)
+        for value in np.unique(d2[ring]):  # rings in order of distance
+            ox, oy = dx[d2 == value], dy[d2 == value]
+            x = px[open_, None] + ox[None]
+            y = py[open_, None] + oy[None]
+            inside = (x >= 0) & (x < W) & (y >= 0) & (y < H)
+            found = np.where(inside, raster[np.clip(y, 0, H - 1), np.clip(x, 0, W - 1)], K).min(1)
+            hit = found < K
+            nearest[open_[hit]] = found[hit]
+            open_ = open_[~hit]
+            if not len(open_):
+                break
+        done_r2, radius = radius * radius, radius * 2
+    return nearest
 
 
 def mask_points(mask: np.ndarray) -> np.ndarray:
