@@ -12,8 +12,7 @@ from typing import Mapping, Tuple
 
 import numpy as np
 
-#: points of MediaPipe's face mesh (468 + 10 iris points with ``refine_landmarks``)
-MESH_POINTS = 478
+from morphable_models.mesh_landmarks import MEDIAPIPE_MESH_POINTS as MESH_POINTS
 
 #: region name -> the FACEMESH_* connection sets it unites
 _SOURCES = {
