@@ -35,6 +35,7 @@ import torch
 
 import morphable_models
 from fitter.metrics import face_vertex_indices
+from fitter.targets.mediapipe_regions import connection_points
 from fitter.targets.pipeline import TargetConfig, build_targets
 from morphable_models.mesh_landmarks import MeshLandmarkEmbedding, embed_mesh_landmarks, mesh_landmarks_path
 
@@ -49,15 +50,10 @@ REGIONS = ("lips", "left_eye", "right_eye", "left_eyebrow", "right_eyebrow", "no
 def mesh_point_ids(regions=None) -> np.ndarray:
     """Sorted MediaPipe mesh indices to place: ``regions`` (names of :data:`REGIONS`) or, for
     None, every one of the 468 mesh points but the face oval's."""
-    from mediapipe.python.solutions import face_mesh_connections as C
-
-    def members(conns) -> set:
-        return {int(i) for pair in conns for i in pair}
-
     if regions:
-        ids = set().union(*(members(getattr(C, f"FACEMESH_{r.upper()}")) for r in regions))
+        ids = connection_points(*(f"FACEMESH_{r.upper()}" for r in regions))
     else:
-        ids = set(range(468)) - members(C.FACEMESH_FACE_OVAL)
+        ids = set(range(468)) - connection_points("FACEMESH_FACE_OVAL")
     return np.asarray(sorted(ids), np.int64)
 
 

@@ -103,8 +103,7 @@ class ForwardPass:
         if id_c.requires_grad or exp_c.requires_grad:
             return self.model.vertices(id_c, exp_c)
         kept = self._kept_shape
-        if kept is not None and kept[0].shape == id_c.shape and kept[1].shape == exp_c.shape \
-                and torch.equal(kept[0], id_c) and torch.equal(kept[1], exp_c):
+        if kept is not None and torch.equal(kept[0], id_c) and torch.equal(kept[1], exp_c):
             return kept[2]
         verts = self.model.vertices(id_c, exp_c)
         self._kept_shape = (id_c.clone(), exp_c.clone(), verts)

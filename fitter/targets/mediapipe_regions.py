@@ -8,7 +8,7 @@ uses them to weight the ``mesh_lmk`` term per region (``FitConfig.mesh_region_we
 from __future__ import annotations
 
 import functools
-from typing import Mapping, Tuple
+from typing import Mapping, Set, Tuple
 
 import numpy as np
 
@@ -26,6 +26,18 @@ _SOURCES = {
 MESH_REGIONS: Tuple[str, ...] = tuple(_SOURCES) + ("rest",)
 
 
+def connection_points(*names: str) -> Set[int]:
+    """The mesh points of MediaPipe's connection sets ``names`` (``"FACEMESH_LIPS"``, ...), united;
+    read through the light import (:func:`fitter.targets.mediapipe_import.face_solutions`)."""
+    import importlib
+
+    from fitter.targets.mediapipe_import import face_solutions
+
+    face_solutions()  # the connections module without the rest of mediapipe
+    conns = importlib.import_module("mediapipe.python.solutions.face_mesh_connections")
+    return {int(i) for name in names for edge in getattr(conns, name) for i in edge}
+
+
 @functools.lru_cache(maxsize=None)
 def region_ids(name: str) -> Tuple[int, ...]:
     """Sorted mesh point indices of region ``name`` (one of :data:`MESH_REGIONS`)."""
@@ -34,13 +46,7 @@ def region_ids(name: str) -> Tuple[int, ...]:
     if name == "rest":
         named = set().union(*(region_ids(r) for r in _SOURCES))
         return tuple(i for i in range(MESH_POINTS) if i not in named)
-    import importlib
-
-    from fitter.targets.mediapipe_import import face_solutions
-
-    face_solutions()  # the light import: the connections module without the rest of mediapipe
-    conns = importlib.import_module("mediapipe.python.solutions.face_mesh_connections")
-    return tuple(sorted({int(i) for src in _SOURCES[name] for edge in getattr(conns, src) for i in edge}))
+    return tuple(sorted(connection_points(*_SOURCES[name])))
 
 
 def mesh_point_weights(weights: Mapping[str, float]) -> np.ndarray:

@@ -106,12 +106,12 @@ def pixel_counts(pixels: np.ndarray, kept: np.ndarray) -> np.ndarray:
     kept point (ties to the lower index). Farthest point sampling thins a region unevenly (it
     starts on the boundary); these counts restore the pixel density in PRDL's mean distance."""
     pix, kp = np.asarray(pixels, np.float64), np.asarray(kept, np.float64)
-    if len(kp) and len(pix) and np.array_equal(pix, np.round(pix)) and np.array_equal(kp, np.round(kp)):
+    if np.array_equal(pix, np.round(pix)) and np.array_equal(kp, np.round(kp)):
         nearest = nearest_on_grid(pix.astype(np.int64), kp.astype(np.int64))
     else:  # points off the pixel grid: a k-d tree
         from scipy.spatial import cKDTree
 
-        nearest = cKDTree(kp).query(pix, k=1)[1] if len(kp) else np.zeros(0, np.int64)
+        nearest = cKDTree(kp).query(pix, k=1)[1]
     return np.bincount(nearest, minlength=len(kept)).astype(np.float32)
 
 
