@@ -60,6 +60,10 @@ PAPER_LOSS_WEIGHTS: Dict[str, float] = {**DEFAULT_LOSS_WEIGHTS, "lmk": 1.6e-3, "
 PAPER_FIT_OPTIONS: Dict[str, object] = {"model_landmarks": "vertices", "profile_id_prior": 0.0,
                                         "exp_sparse_gamma": None, "mesh_region_weights": {}}
 
+#: the PRDL anchor grid of a fit, (W, H) anchors (BENCHMARKS.md "Session 14": 16×16 fits as well as 32×32 at
+#: a quarter of the work)
+DEFAULT_ANCHORS: Tuple[int, int] = (16, 16)
+
 #: largest PRDL anchor grid side accepted (anchors are W x H grid points)
 MAX_ANCHORS = 256
 
@@ -79,7 +83,10 @@ class FitConfig:
         patience: ... for this many consecutive iterations (per image). The default 1e-3 × 10 was
             chosen on the 300-W calibration split with ``scripts/bench_stopping.py`` (half the
             iterations of 1e-4 for +0.0003 NME; 3D error on the cross-model choice split slightly lower).
-        anchors: (W, H) PRDL anchor grid.
+        anchors: (W, H) PRDL anchor grid. The default 16×16 (32×32 before session 14) was chosen on
+            the calibration splits: the same accuracy as 32×32 on every benchmark (the descriptors of
+            neighbouring anchors carry nearly the same information), a quarter of the anchor × point
+            pairs (``DEFAULT_ANCHORS``).
         max_skin_points: farthest-point-sampled size of skin point sets (paper: 3000).
         max_part_points: cap of the other parts' point sets.
         camera: ``perspective`` or ``weak``.
@@ -138,7 +145,7 @@ class FitConfig:
     lr_decay: float = 0.1
     rel_tol: float = 1e-3
     patience: int = 10
-    anchors: Tuple[int, int] = (32, 32)
+    anchors: Tuple[int, int] = DEFAULT_ANCHORS
     max_skin_points: int = 3000
     max_part_points: int = 800
     camera: str = "perspective"

@@ -178,6 +178,12 @@ def fit_projections(model, targets, gts_orig, args):
     return np.stack(proj), np.stack(gts), np.asarray(scale)
 
 
+def with_jaw_of(table: LandmarkEmbedding, other: LandmarkEmbedding) -> LandmarkEmbedding:
+    """``table``'s fixed points with ``other``'s jaw lines (``--fixed-only``: a new round of the fixed
+    points over a table whose jaw lines were placed on their own)."""
+    return replace(table, jaw_landmarks=other.jaw_landmarks, jaw_anchors=other.jaw_anchors, jaw_lines=other.jaw_lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", default=os.environ.get("PRDLFIT_SHARED", "/work/shared"))
@@ -195,6 +201,8 @@ def main() -> int:
                     help="leave the jaw points' contour lines as the model has them")
     ap.add_argument("--jaw-only", action="store_true",
                     help="keep the starting table's fixed points and place only the jaw lines")
+    ap.add_argument("--fixed-only", action="store_true",
+                    help="keep the starting table's jaw lines and place only the fixed points")
     ap.add_argument("--out", default=str(embedding_path("ict")))
     args = ap.parse_args()
 
@@ -212,6 +220,8 @@ def main() -> int:
     start_table = packaged_embedding("ict") if args.start == "calibrated" else None
     if args.jaw_only and start_table is None:
         ap.error("--jaw-only needs --start calibrated (the table whose fixed points it keeps)")
+    if args.fixed_only and (start_table is None or args.jaw_only):
+        ap.error("--fixed-only needs --start calibrated (the table whose jaw lines it keeps), without --jaw-only")
     for r in range(args.rounds):
         t0 = time.perf_counter()
         proj, g, scale = fit_projections(model, targets, gts, args)
@@ -219,7 +229,9 @@ def main() -> int:
             emb = emb or start_table
         else:
             emb = calibrate(base, proj, g, scale, args.radius)
-        if args.jaw:
+        if args.fixed_only:
+            emb = with_jaw_of(emb, start_table)
+        elif args.jaw:
             anchors = model.landmarks68[:17].cpu().numpy().copy()
             anchors[8] = int(base.landmarks68[8])  # the chin's own vertex (the fits' projections hold mesh vertices)
             ids, picked, lines = calibrate_jaw(base, proj, g, scale, anchors)
@@ -228,12 +240,15 @@ def main() -> int:
         model = embed_landmarks(base, emb)
         print(f"round {r + 1}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     assert emb is not None
-    flags = ("" if args.jaw else " --no-jaw") + (" --jaw-only" if args.jaw_only else "")
+    flags = ("" if args.jaw else " --no-jaw") + (" --jaw-only" if args.jaw_only else "") + \
+        (" --fixed-only" if args.fixed_only else "")
     note = (f"scripts/calibrate_landmarks.py --split {args.split} --start {args.start} --rounds {args.rounds} "
             f"--iters {args.iters} --rigid-iters {args.rigid_iters}{flags} on {len(targets)} 300-W training photos, "
             f"MediaPipe landmarks as targets")
     if args.jaw_only:
         note = f"{start_table.note}; jaw lines: {note}"
+    elif args.fixed_only:
+        note = f"{note}; jaw lines kept from the starting table ({start_table.note})"
     emb = replace(emb, model="ict", note=note)
     emb.save(args.out)
     print(f"wrote {args.out}")

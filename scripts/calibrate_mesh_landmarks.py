@@ -11,15 +11,17 @@ with P_i the fitted mesh of photo i projected into its crop, m_ik MediaPipe's po
 and d_i the outer-eye-corner distance of the photo's 68 targets. The search starts at the face
 vertex whose projections land nearest on average, tries the face triangles within ``--radius`` of
 it on a barycentric grid, then refines on a finer grid around the best (the search of
-``scripts/calibrate_landmarks.py``). Fits and table depend on each other: ``--rounds 2`` refits
-with the first table's ``mesh_lmk`` term on (``--loss mesh_lmk=W``) and places the points again.
+``scripts/calibrate_landmarks.py``). Fits and table depend on each other: the fits run with the
+default weights, whose ``mesh_lmk`` term reads the table the package already has (none before the
+first table: the term is then 0), so each run is one more round over the shipped table;
+``--rounds 2`` refits with the new table's term and places the points again.
 
 The points placed are MediaPipe's 468 mesh points less the face oval (a silhouette) and the irises
 (the eyeballs turn); ``--regions`` keeps only some of MediaPipe's regions. The photos are one split
 of ``shared/images/300w-train`` (``--split calibration``, the first ``--limit``), with MediaPipe's
 targets, as ``prdlfit fit`` uses them.
 
-Usage (the shipped table):
+Usage (the shipped table: session 12's run without a table, then session 14's over it):
     PRDLFIT_CACHE=.cache python scripts/calibrate_mesh_landmarks.py --limit 40
 """
 from __future__ import annotations
@@ -37,7 +39,12 @@ import morphable_models
 from fitter.metrics import face_vertex_indices
 from fitter.targets.mediapipe_regions import connection_points
 from fitter.targets.pipeline import TargetConfig, build_targets
-from morphable_models.mesh_landmarks import MeshLandmarkEmbedding, embed_mesh_landmarks, mesh_landmarks_path
+from morphable_models.mesh_landmarks import (
+    MeshLandmarkEmbedding,
+    embed_mesh_landmarks,
+    mesh_landmarks_path,
+    packaged_mesh_landmarks,
+)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from calibrate_landmarks import barycentric_grid, fitted, place_landmark  # noqa: E402
@@ -126,6 +133,7 @@ def main() -> int:
 
     photos = split_300w(args.shared, args.split)[: args.limit]
     base = morphable_models.load("ict")
+    start = packaged_mesh_landmarks("ict")  # the table whose term the first round's fits carry
     targets = []
     for jpg in photos:
         found = build_targets(jpg, TargetConfig())
@@ -153,6 +161,8 @@ def main() -> int:
             f"--iters {args.iters} --rigid-iters {args.rigid_iters}{regions}"
             + "".join(f" --loss {x}" for x in args.loss)
             + f" on {len(targets)} 300-W training photos, MediaPipe targets")
+    if start is not None:
+        note += f"; the first round's fits with the mesh term of the table before it ({start.note})"
     table = replace(table, note=note)
     table.save(args.out)
     print(f"wrote {args.out}")

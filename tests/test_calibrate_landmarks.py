@@ -86,3 +86,20 @@ def test_mesh_point_search_recovers_known_surface_points(ict_model):
     got = np.einsum("kj,kjc->kc", table.weights.numpy(), mean[table.triangles.numpy()])
     assert float(cost.max()) < 2e-3  # below 0.2 px at 100 px per eye distance
     assert float(np.linalg.norm(got - want, axis=1).max()) < 0.1  # within 1 mm (cm units)
+
+
+def test_fixed_only_round_keeps_the_starting_tables_jaw_lines():
+    """``--fixed-only``: the new table's fixed points, the starting table's jaw lines, nothing mixed."""
+    from morphable_models.landmark_embedding import LandmarkEmbedding
+
+    C = _script()
+    start = LandmarkEmbedding(torch.tensor([8, 30]), torch.tensor([[0, 1, 2], [3, 4, 5]]), torch.full((2, 3), 1 / 3),
+                              jaw_landmarks=torch.tensor([0, 16]), jaw_anchors=torch.tensor([7, 9]),
+                              jaw_lines=torch.tensor([[7, 10, -1], [9, 11, 12]]))
+    new = LandmarkEmbedding(torch.tensor([8, 30]), torch.tensor([[6, 7, 8], [3, 4, 9]]),
+                            torch.tensor([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]]), note="round 3")
+    got = C.with_jaw_of(new, start)
+    assert torch.equal(got.triangles, new.triangles) and torch.equal(got.weights, new.weights)
+    assert got.note == "round 3"
+    for name in ("jaw_landmarks", "jaw_anchors", "jaw_lines"):
+        assert torch.equal(getattr(got, name), getattr(start, name))
