@@ -28,6 +28,9 @@ ones), with MediaPipe's landmarks as the fit's targets, as ``prdlfit fit`` uses 
 Usage (the shipped table's note records how its fixed points were made; the jaw lines on top of
 them, written over the shipped table):
     PRDLFIT_CACHE=.cache python scripts/calibrate_landmarks.py --start calibrated --rounds 1 --jaw-only
+A further round of the fixed points over the shipped table, its jaw lines kept (session 14's round 3,
+after the defaults had moved the fits):
+    PRDLFIT_CACHE=.cache python scripts/calibrate_landmarks.py --limit 40 --start calibrated --rounds 1 --fixed-only
 A whole new table from the model's own vertices:
     PRDLFIT_CACHE=.cache python scripts/calibrate_landmarks.py --rounds 2 --out my_table.json
 """
