@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 import morphable_models
+from fitter.config import FitConfig, parse_loss_option
 from fitter.metrics import face_vertex_indices
 from fitter.targets.mediapipe_regions import connection_points
 from fitter.targets.pipeline import TargetConfig, build_targets
@@ -133,7 +134,9 @@ def main() -> int:
 
     photos = split_300w(args.shared, args.split)[: args.limit]
     base = morphable_models.load("ict")
-    start = packaged_mesh_landmarks("ict")  # the table whose term the first round's fits carry
+    # the table whose term the first round's fits carry (none when the fits leave the term off)
+    weights = FitConfig(loss_weights=dict(parse_loss_option(x) for x in args.loss)).loss_weights
+    start = packaged_mesh_landmarks("ict") if weights["mesh_lmk"] > 0 else None
     targets = []
     for jpg in photos:
         found = build_targets(jpg, TargetConfig())
