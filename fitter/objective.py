@@ -341,7 +341,8 @@ TERMS: Dict[str, Callable[[LossContext], Tensor]] = {
 
 #: what each term reads beyond coefficients and projected points: ``visibility`` (the z-buffer),
 #: ``point_sets`` (the predicted part point masks; implies visibility), ``masks`` (target part
-#: masks at MASK_RESOLUTION), ``image`` (the crop and the colour state). Keys equal TERMS's.
+#: masks at MASK_RESOLUTION), ``image`` (the crop and the colour state), ``all_points`` (every model
+#: point's projection, not only the landmark, contour and part points). Keys equal TERMS's.
 TERM_NEEDS: Dict[str, FrozenSet[str]] = {
     "prdl": frozenset({"point_sets"}),
     "lmk": frozenset(),
@@ -351,8 +352,8 @@ TERM_NEEDS: Dict[str, FrozenSet[str]] = {
     "id_prior": frozenset(),
     "exp_prior": frozenset(),
     "exp_sparse": frozenset(),
-    "pho": frozenset({"visibility", "point_sets", "image"}),
-    "sil_iou": frozenset({"visibility", "point_sets", "masks"}),
+    "pho": frozenset({"visibility", "point_sets", "image", "all_points"}),
+    "sil_iou": frozenset({"visibility", "point_sets", "masks", "all_points"}),
     "icp_t2p": frozenset({"point_sets"}),
     "icp_p2t": frozenset({"point_sets"}),
     "chamfer": frozenset({"point_sets"}),
@@ -367,13 +368,14 @@ class Needs:
     point_sets: bool = False
     masks: bool = False
     image: bool = False
+    all_points: bool = False
 
     @classmethod
     def of(cls, terms: Mapping[str, float]) -> "Needs":
         """The union of :data:`TERM_NEEDS` over the terms of positive weight."""
         wanted = set().union(*(TERM_NEEDS[n] for n, w in terms.items() if w > 0))
         return cls(point_sets=bool(wanted & {"visibility", "point_sets"}), masks="masks" in wanted,
-                   image="image" in wanted)
+                   image="image" in wanted, all_points="all_points" in wanted)
 
     @property
     def mask_resolution(self) -> Optional[int]:

@@ -45,6 +45,46 @@ PART_NAMES: Tuple[str, ...] = (
 JAW_LANDMARKS: Tuple[int, ...] = tuple(range(17))
 
 
+def blend_shape(mean: Tensor, id_basis: Tensor, exp_basis: Tensor, id_coeffs: Optional[Tensor],
+                exp_coeffs: Optional[Tensor]) -> Tensor:
+    """``mean + id · id_basis + exp · exp_basis``: [B, V, 3] from mean [V, 3], bases [K, V, 3] and
+    coefficients [B, k ≤ K] (None or k = 0: that basis is left out; B = 1 when both are None)."""
+    B = 1
+    for c in (id_coeffs, exp_coeffs):
+        if c is not None:
+            if c.dim() != 2:
+                raise ValueError(f"coefficients must be [B, K], got shape {tuple(c.shape)}")
+            B = c.shape[0]
+    out = mean.unsqueeze(0).expand(B, -1, -1)
+    for coeffs, basis in ((id_coeffs, id_basis), (exp_coeffs, exp_basis)):
+        if coeffs is None or coeffs.shape[1] == 0:
+            continue
+        k = coeffs.shape[1]
+        if k > basis.shape[0]:
+            raise ValueError(f"got {k} coefficients for a basis of {basis.shape[0]}")
+        delta = torch.einsum("bk,kvc->bvc", coeffs.to(basis.dtype), basis[:k])
+        out = out + delta
+    return out
+
+
+@dataclass(frozen=True)
+class ShapeRows:
+    """A subset of a model's points with their mean and basis rows gathered
+    (:meth:`MorphableModel.rows`): the shape of only the points a computation reads.
+
+    Shapes: index [S] long; mean [S, 3]; id_basis [K_id, S, 3]; exp_basis [K_exp, S, 3].
+    """
+
+    index: Tensor
+    mean: Tensor
+    id_basis: Tensor
+    exp_basis: Tensor
+
+    def vertices(self, id_coeffs: Optional[Tensor] = None, exp_coeffs: Optional[Tensor] = None) -> Tensor:
+        """[B, S, 3] model-space points of the subset (see :meth:`MorphableModel.vertices`)."""
+        return blend_shape(self.mean, self.id_basis, self.exp_basis, id_coeffs, exp_coeffs)
+
+
 @dataclass
 class MorphableModel:
     """A 3D morphable face model in the project's conventions (see module docstring).
@@ -128,22 +168,14 @@ class MorphableModel:
         Returns:
             [B, V, 3] points in model units (virtual points after the mesh vertices).
         """
-        B = 1
-        for c in (id_coeffs, exp_coeffs):
-            if c is not None:
-                if c.dim() != 2:
-                    raise ValueError(f"coefficients must be [B, K], got shape {tuple(c.shape)}")
-                B = c.shape[0]
-        out = self.mean.unsqueeze(0).expand(B, -1, -1)
-        for coeffs, basis in ((id_coeffs, self.id_basis), (exp_coeffs, self.exp_basis)):
-            if coeffs is None or coeffs.shape[1] == 0:
-                continue
-            k = coeffs.shape[1]
-            if k > basis.shape[0]:
-                raise ValueError(f"got {k} coefficients for a basis of {basis.shape[0]}")
-            delta = torch.einsum("bk,kvc->bvc", coeffs.to(basis.dtype), basis[:k])
-            out = out + delta
-        return out
+        return blend_shape(self.mean, self.id_basis, self.exp_basis, id_coeffs, exp_coeffs)
+
+    def rows(self, index: Tensor) -> "ShapeRows":
+        """The points ``index`` [S] (long) of the model, their mean and basis rows gathered once:
+        ``rows(index).vertices(id, exp) == vertices(id, exp)[:, index]`` at |S|/V of the cost."""
+        index = index.to(device=self.device, dtype=torch.long)
+        return ShapeRows(index, self.mean[index], self.id_basis[:, index].contiguous(),
+                         self.exp_basis[:, index].contiguous())
 
     def exp_index(self, name: str) -> int:
         """Index of an expression coefficient by name (KeyError naming the choices if unknown)."""

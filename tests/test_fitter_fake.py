@@ -250,6 +250,56 @@ def test_rigid_stage_computes_the_shape_once_and_leaves_the_coefficients_trainab
         counts.append(len(calls))
     assert counts[0] == counts[1]  # not one shape per iteration
     calls.clear()
-    full = Fitter(model, replace(CFG, iters=5, rigid_iters=3, rel_tol=0.0)).fit(target)
+    full = Fitter(model, replace(CFG, iters=5, rigid_iters=3, rel_tol=0.0, visibility_every=1)).fit(target)
     assert calls.count(True) == 5  # each main-stage iteration differentiates through the shape
     assert not np.allclose(full.id_coeffs, 0.0)
+
+
+@pytest.mark.parametrize("which", ["fake", "ict"])
+def test_passes_between_refreshes_compute_only_the_rows_they_read(which, request):
+    """Between visibility refreshes the forward pass blends and projects only the points its terms
+    read: every term value and every gradient equals the all-points pass, the other rows are NaN,
+    and a refresh or a term that reads every point (sil_iou) uses all rows. On the fake sphere and
+    on ICT-FaceKit (its contour lines, dense-mesh landmarks and sampled skin)."""
+    model = request.getfixturevalue("model" if which == "fake" else "ict_model")
+    cfg = replace(CFG, loss_weights={**CFG.loss_weights, "chamfer": 1e-3, "eye_closure": 1e-2})
+    targets = [_target(model), _target(model, id_c=(-0.5, 0.8), euler=(-5.0, 20.0, 0.0))]
+    if which == "ict":  # uniform point weights: no part triangle corners among the rows to hide a miss
+        cfg = replace(cfg, max_skin_points=1500, max_part_points=10**9, point_weights="uniform")
+        rng = np.random.default_rng(0)
+        targets = [replace(t, mesh_points=rng.uniform(60, 160, (478, 2)).astype(np.float32)) for t in targets]
+    fitter = Fitter(model, cfg)
+    fp = fitter.forward
+    terms = cfg.active_losses()
+    tb, camera = fitter._batch(targets, terms)
+    params = fitter.space.initial(tb.landmarks, tb.landmark_valid, camera)
+    with torch.no_grad():
+        params.z_id += 0.3  # away from 0: a generic point
+        params.z_exp += 0.2
+    seen = fp(params, tb, camera, terms, refresh=True).visibility
+    V = model.num_points
+    rows = fp.read_rows().index
+    assert 0 < rows.numel() < V
+
+    def run(all_rows: bool):
+        fp._rows = model.rows(torch.arange(V)) if all_rows else None
+        for t in params.tensors():
+            t.grad = None
+        ev = fp(params, tb, camera, terms, visibility=seen, refresh=False)
+        ev.total.sum().backward()
+        return ev, [t.grad.clone() for t in params.tensors()]
+
+    full, full_grads = run(True)
+    part, part_grads = run(False)
+    assert torch.isnan(part.context.points_img).any(-1).sum().item() == 2 * (V - rows.numel())
+    assert not torch.isnan(part.context.points_img[:, rows]).any()
+    assert set(part.values) == set(full.values)
+    for k in full.values:
+        torch.testing.assert_close(part.values[k], full.values[k], rtol=1e-5, atol=1e-6, msg=k)
+    for a, b in zip(part_grads, full_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    with torch.no_grad():
+        assert not torch.isnan(fp(params, tb, camera, terms, visibility=seen, refresh=True).context.points_img).any()
+        sil = {**terms, "sil_iou": 1.0}
+        tb_sil, _ = fitter._batch([_target(model)] * 2, sil)
+        assert not torch.isnan(fp(params, tb_sil, camera, sil, visibility=seen, refresh=False).context.points_img).any()

@@ -5,6 +5,13 @@ jaw landmarks march along the current outline; what the active terms need (:clas
 computed on top: z-buffer visibility and the label support of the part points (refreshed only
 when asked: every ``visibility_every`` iterations), the predicted part point masks and their area
 weights. Term values are unweighted [B]; the weighted total is Σ λ·value in the order of ``terms``.
+
+Between refreshes a pass reads few of the model's points: the part points, the corners of the part
+triangles (area weights), the landmark, contour and dense-mesh landmark points (about 60 % of ICT's
+12 k). Those passes blend, pose and project only these rows (:meth:`ForwardPass.read_rows`; the
+shape's basis product is the largest single cost of an iteration on a CPU) and leave the other
+rows of ``points_img`` / ``points_cam`` NaN, so that a read of them cannot go unnoticed. Refreshes,
+terms that read every point (``Needs.all_points``) and passes without point sets use all rows.
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ from fitter.geometry.raster import face_labels, label_support
 from fitter.geometry.rotation import matrix_to_euler
 from fitter.geometry.visibility import zbuffer_visibility
 from fitter.objective import TERMS, LossContext, Needs, TargetBatch, prdl_per_part
+from morphable_models.model import ShapeRows
 
 Colour = Tuple[Tensor, Tensor]
 
@@ -96,6 +104,31 @@ class ForwardPass:
         self.exp_sparse_gamma = exp_sparse_gamma
         self.mesh_point_weights = mesh_point_weights
         self._kept_shape: Optional[Tuple[Tensor, Tensor, Tensor]] = None  # (id, exp, points): see _shape
+        self._rows: Optional[ShapeRows] = None  # see read_rows
+
+    def read_rows(self) -> ShapeRows:
+        """The model points a pass between refreshes reads (built once): every entry of the part
+        point table (its padding too), the corners of the part triangles when PRDL weighs points
+        by area, the fixed landmarks, the contour candidates and the dense-mesh landmarks."""
+        if self._rows is None:
+            m, tables = self.model, self.tables
+            read = [tables.index.reshape(-1), m.landmarks68, m.contour_candidates.reshape(-1).clamp_min(0)]
+            if self.area_weights:
+                read.append(tables.area_triangles.reshape(-1))
+            if m.mesh_landmarks is not None:
+                read.append(m.mesh_landmarks)
+            self._rows = m.rows(torch.unique(torch.cat([r.to(m.device) for r in read])))
+        return self._rows
+
+    def _posed_rows(self, id_c: Tensor, exp_c: Tensor, R: Tensor, t: Tensor, camera: FittingCamera,
+                    log_depth: Tensor) -> Tuple[Tensor, Tensor]:
+        """([B, V, 3] camera-space, [B, V, 2] image points) computed on :meth:`read_rows` only; the
+        other rows NaN."""
+        rows = self.read_rows()
+        cam = model_to_camera(rows.vertices(id_c, exp_c), R, t)
+        img = camera.project(cam, log_depth)
+        V = self.model.num_points
+        return _spread_rows(cam, rows.index, V), _spread_rows(img, rows.index, V)
 
     def _shape(self, id_c: Tensor, exp_c: Tensor) -> Tensor:
         """[B, V, 3] model-space points. Coefficients held constant (no gradient: the rigid stage)
@@ -130,11 +163,16 @@ class ForwardPass:
         m, tables = self.model, self.tables
         id_c, exp_c = self.space.coeffs(params)
         R, t = self.space.pose(params, camera)
-        pts_cam = model_to_camera(self._shape(id_c, exp_c), R, t)
-        pts_img = camera.project(pts_cam, params.log_depth)
-        needs_sets = Needs.of(terms).point_sets if point_sets is None else point_sets
+        needs = Needs.of(terms)
+        needs_sets = needs.point_sets if point_sets is None else point_sets
         visibility = visibility or Visibility()
-        if needs_sets and (visibility.points is None or refresh):
+        see = needs_sets and (visibility.points is None or refresh)
+        if needs_sets and not see and not needs.all_points:
+            pts_cam, pts_img = self._posed_rows(id_c, exp_c, R, t, camera, params.log_depth)
+        else:
+            pts_cam = model_to_camera(self._shape(id_c, exp_c), R, t)
+            pts_img = camera.project(pts_cam, params.log_depth)
+        if see:
             with torch.no_grad():
                 visibility = self._see(pts_img.detach(), pts_cam.detach(), tb.size)
         with torch.no_grad():
@@ -183,3 +221,8 @@ class ForwardPass:
         sh[:, 0] = 1.0 / 0.886227  # ambient term so that shading starts at 1
         return mean_col.clone().requires_grad_(True), sh.requires_grad_(True)
 
+
+def _spread_rows(x: Tensor, index: Tensor, V: int) -> Tensor:
+    """[B, S, C] values of the points ``index`` [S] → [B, V, C], the other rows NaN
+    (differentiable in ``x``)."""
+    return torch.index_copy(x.new_full((x.shape[0], V, x.shape[2]), float("nan")), 1, index, x)
