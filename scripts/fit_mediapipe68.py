@@ -1,10 +1,13 @@
 """Fit the MediaPipe-mesh -> iBUG-68 table of fitter/targets/mediapipe_68.py on 300-W annotations.
 
 For each iBUG point the K mesh vertices nearest to it on average are combined with non-negative
-weights summing to one (least squares over all faces, errors divided by the outer-eye-corner
-distance). Prints 5-fold cross-validated NME and the table as Python source to paste.
+weights summing to one (least squares over the faces, errors divided by the outer-eye-corner
+distance). The faces are one split of ``300w-train`` (``scripts/real_data.py``; default the
+calibration half, so that the front end's 68 points stay unseen on the evaluation half that
+``eval_real.py`` reports on). Prints the 5-fold cross-validated NME on the split, the NME on the
+other half, and the table as Python source to paste.
 
-    python scripts/fit_mediapipe68.py [--shared ../shared] [-k 6]
+    python scripts/fit_mediapipe68.py [--shared ../shared] [-k 6] [--split calibration]
 """
 from __future__ import annotations
 
@@ -20,6 +23,9 @@ from fitter.targets.io import read_image
 from fitter.targets.landmark_files import read_pts
 from fitter.targets.mediapipe_68 import snap_jaw_to_hull
 from fitter.targets.mediapipe_mesh import face_meshes
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from real_data import SPLITS, split_300w  # noqa: E402
 
 
 def fit_table(meshes: np.ndarray, gt: np.ndarray, k: int = 6, lam: float = 1e3):
@@ -47,22 +53,29 @@ def nme(pred, gt):
     return np.linalg.norm(pred - gt, axis=-1).mean(1) / np.linalg.norm(gt[:, 36] - gt[:, 45], axis=-1)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_shared = str(Path(__file__).resolve().parents[1].parent / "shared")
-    ap.add_argument("--shared", default=os.environ.get("PRDLFIT_SHARED", default_shared))
-    ap.add_argument("-k", type=int, default=6)
-    args = ap.parse_args(argv)
-    folder = Path(args.shared) / "images" / "300w-train"
+def _load(photos):
+    """([N, 478, 2] MediaPipe meshes, [N, 68, 2] annotations) of the photos where a face is found."""
     meshes, gts = [], []
-    for jpg in sorted(folder.glob("*.jpg")):
+    for path in photos:
+        jpg = Path(path)
         found = face_meshes(read_image(jpg), max_faces=1)
         if not found:
             print(f"no face: {jpg.name}", file=sys.stderr)
             continue
         meshes.append(found[0][1][:, :2])
         gts.append(read_pts(jpg.with_suffix(".pts")))
-    meshes, gts = np.stack(meshes), np.stack(gts)
+    return np.stack(meshes), np.stack(gts)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default_shared = str(Path(__file__).resolve().parents[1].parent / "shared")
+    ap.add_argument("--shared", default=os.environ.get("PRDLFIT_SHARED", default_shared))
+    ap.add_argument("-k", type=int, default=6)
+    ap.add_argument("--split", default="calibration", choices=SPLITS, help="the 300-W photos to fit on")
+    args = ap.parse_args(argv)
+    meshes, gts = _load(split_300w(args.shared, args.split))
+    other = {"calibration": "evaluation", "evaluation": "calibration"}.get(args.split)
     folds = np.arange(len(meshes)) % 5
     cv = np.zeros(len(meshes))
     for f in range(5):
@@ -71,7 +84,11 @@ def main(argv=None) -> int:
         cv[te] = nme(apply(idx, wts, meshes[te]), gts[te])
     idx, wts = fit_table(meshes, gts, args.k)
     in_sample = 100 * nme(apply(idx, wts, meshes), gts).mean()
-    print(f"# {len(meshes)} faces, 5-fold CV NME {100 * cv.mean():.2f}%, in-sample {in_sample:.2f}%")
+    line = f"# 300-W {args.split} split, {len(meshes)} faces, 5-fold CV NME {100 * cv.mean():.2f}%, in-sample {in_sample:.2f}%"
+    if other:
+        held_meshes, held_gts = _load(split_300w(args.shared, other))
+        line += f"; {other} split ({len(held_meshes)}) {100 * nme(apply(idx, wts, held_meshes), held_gts).mean():.2f}%"
+    print(line)
     print("TABLE = (")
     for i in range(68):
         items = ", ".join(f"({int(v)}, {w:.3f})" for v, w in zip(idx[i], wts[i]) if w > 0)
