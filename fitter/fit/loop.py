@@ -3,7 +3,8 @@
 Each iteration evaluates the stage's terms on the faces still live (visibility refreshed every
 ``visibility_every`` iterations; converged and failed faces leave the compute,
 :mod:`fitter.fit.live`), steps the optimizer on the sum of their objectives, projects the expression
-bounds, logs, and checks early stopping (:class:`~fitter.fit.run_state.RunState`). Adam uses two
+bounds, logs, and checks early stopping (:class:`~fitter.fit.run_state.RunState`,
+:mod:`fitter.fit.stopping`). Adam uses two
 parameter groups (pose at ``lr * pose_lr_scale``) and an optional cosine decay to ``lr_decay`` of
 the rate; L-BFGS does one strong-Wolfe iteration per step.
 """
@@ -22,6 +23,7 @@ from fitter.fit.forward import Colour, ForwardPass
 from fitter.fit.live import LiveBatch
 from fitter.fit.params import FaceParams
 from fitter.fit.run_state import RunState
+from fitter.fit.stopping import EarlyStop
 from fitter.geometry.cameras import FittingCamera
 from fitter.objective import Needs, TargetBatch
 
@@ -95,6 +97,7 @@ def _iterate(stage: Stage, forward: ForwardPass, params: FaceParams, tb: TargetB
     decay = cfg.optimizer == "adam" and cfg.lr_decay < 1.0
     sees = Needs.of(stage.terms).point_sets  # the stage refreshes visibility and point sets
     batch = LiveBatch(tb, camera)
+    stop = EarlyStop(state.B, state.frozen.device, cfg.stop_rule, cfg.rel_tol, cfg.patience)
     for it in range(stage.iters):
         if decay:
             for g, lr in zip(opt.param_groups, base_lr):
@@ -125,7 +128,7 @@ def _iterate(stage: Stage, forward: ForwardPass, params: FaceParams, tb: TargetB
             state.after_step(tensors)
         total = record["total"]
         state.log(stage.name, record["values"], cfg.loss_weights)
-        state.check(total, cfg.rel_tol, cfg.patience, tensors, refreshed=refresh and sees)
+        state.check(total, stop, tensors, refreshed=refresh and sees)
         if cfg.snapshot_every and state.iteration % cfg.snapshot_every == 0:
             with torch.no_grad():
                 ev = forward(params, tb, camera, {}, colour, state.visible, False, point_sets=False)

@@ -2,8 +2,8 @@
 freezing and the best-iterate restore.
 
 Per face and stage: the objective ``E_k`` logged at iteration k was evaluated at the parameters
-before step k. The face converges when ``|E_{k-1} - E_k| / |E_{k-1}| < rel_tol`` for ``patience``
-iterations in a row; it is then frozen (later steps of the batch are undone for it). A face whose
+before step k. The face converges when the stage's stopping rule fires
+(:mod:`fitter.fit.stopping`); it is then frozen (later steps of the batch are undone for it). A face whose
 objective turns NaN/inf goes back to its last finite parameters, is frozen and marked failed. At the
 end of a stage every face is left at its lowest logged objective (a late Adam wobble or an L-BFGS
 step into a worse region is not kept).
@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from fitter.fit.forward import Visibility
+from fitter.fit.stopping import EarlyStop
 from fitter.objective import weighted_terms
 from fitter.result import LossHistory
 
@@ -30,8 +31,7 @@ class RunState:
         self.visible: Optional[Visibility] = None
         self.frozen = torch.zeros(B, dtype=torch.bool, device=device)
         self.failed = torch.zeros(B, dtype=torch.bool, device=device)
-        self.calm = torch.zeros(B, dtype=torch.long, device=device)
-        self.prev: Optional[Tensor] = None
+        self.prev: Optional[Tensor] = None  # the last finite objective of each face [B]
         self.histories = [LossHistory() for _ in range(B)]
         self.iterations = [0] * B
         self.converged_at: List[Optional[int]] = [None] * B
@@ -42,7 +42,6 @@ class RunState:
 
     def begin_stage(self, tensors: List[Tensor]) -> None:
         self.frozen = self.failed.clone()
-        self.calm.zero_()
         self.prev = None
         self.converged_at = [None] * self.B
         self._frozen_values = [t.detach().clone() for t in tensors]
@@ -64,7 +63,11 @@ class RunState:
                 t.data[self.frozen] = keep[self.frozen]
 
     def log(self, stage: str, values: Mapping[str, Tensor], weights: Mapping[str, float]) -> None:
-        """Count an iteration and append each live face's weighted terms to its history."""
+        """Count an iteration and append each live face's weighted terms to its history.
+
+        ``iteration`` counts the batch's steps; each face's history and ``iterations`` count the
+        face's own (a face frozen while others go on, say at the end of its rigid stage, is not
+        counted meanwhile), so that a face numbers its iterations as it would alone."""
         self.iteration += 1
         cols = weighted_terms(values, weights)
         keys = list(cols)
@@ -73,19 +76,18 @@ class RunState:
         for b in range(self.B):
             if frozen[b]:
                 continue
-            row: Dict[str, object] = {"iteration": self.iteration, "stage": stage}
+            self.iterations[b] += 1
+            row: Dict[str, object] = {"iteration": self.iterations[b], "stage": stage}
             row.update(zip(keys, table[b]))
             self.histories[b].rows.append(row)  # type: ignore[arg-type]
-            self.iterations[b] = self.iteration
 
-    def check(self, total: Tensor, rel_tol: float, patience: int, tensors: List[Tensor],
-              refreshed: bool = False) -> None:
-        """Early stopping per face, NaN handling, best-so-far and the freeze bookkeeping.
+    def check(self, total: Tensor, stop: EarlyStop, tensors: List[Tensor], refreshed: bool = False) -> None:
+        """Early stopping per face (``stop``, the stage's rule), NaN handling, best-so-far and the
+        freeze bookkeeping.
 
         ``total`` [B] was evaluated at the parameters before this step, which ``_last_good`` holds.
-        ``refreshed``: this iteration's visibility and point sets were recomputed, so the change
-        from the previous objective is partly a change of the function itself (the jump every
-        ``visibility_every`` iterations); it neither counts towards nor breaks a calm streak.
+        ``refreshed``: this iteration's visibility and point sets were recomputed (the rule may
+        treat the jump every ``visibility_every`` iterations apart).
         """
         finite = torch.isfinite(total)
         better = finite & ~self.frozen & (total < self.best)
@@ -103,15 +105,11 @@ class RunState:
                 if t.dim() and t.shape[0] == self.B:
                     t.data[bad] = good[bad]
             self._freeze(bad, tensors)
-        if self.prev is not None and not refreshed:
-            rel = (self.prev - total).abs() / self.prev.abs().clamp_min(1e-12)
-            calm = finite & (rel < rel_tol)
-            self.calm = torch.where(calm, self.calm + 1, torch.zeros_like(self.calm))
-            newly = (self.calm >= patience) & ~self.frozen
-            if bool(newly.any()):
-                for b in torch.nonzero(newly).flatten().tolist():
-                    self.converged_at[b] = self.iteration
-                self._freeze(newly, tensors)
+        newly = stop.update(total, refreshed) & ~self.frozen
+        if bool(newly.any()):
+            for b in torch.nonzero(newly).flatten().tolist():
+                self.converged_at[b] = self.iteration
+            self._freeze(newly, tensors)
         self.prev = torch.where(finite, total, self.prev if self.prev is not None else total)
         ok = finite & ~self.frozen
         for t, good in zip(tensors, self._last_good):
@@ -125,7 +123,9 @@ class RunState:
         self.frozen |= mask
 
     def snapshot(self, points_img: Tensor) -> None:
-        """Keep each face's projected points [B, V, 2] at this iteration."""
+        """Keep each face's projected points [B, V, 2] at this iteration, labelled with the face's
+        own iteration count; once per count (a face frozen since its last snapshot is not kept again)."""
         pts = points_img.detach().cpu().numpy().astype(np.float32)
         for b in range(self.B):
-            self.snapshots[b].append((self.iteration, pts[b]))
+            if not self.snapshots[b] or self.snapshots[b][-1][0] != self.iterations[b]:
+                self.snapshots[b].append((self.iterations[b], pts[b]))
