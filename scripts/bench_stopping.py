@@ -4,18 +4,17 @@
 Each 300-W photo of a split is fitted once to the iteration cap with early stopping off, keeping
 the objective of every iteration (the history) and the fitted points after every step (snapshots).
 Every rule is then replayed on those records, per photo, with the fitter's own
-``fitter.fit.stopping.EarlyStop`` as the main stage applies it (``calm``: the relative change of
-the objective stayed below ``tol`` for ``patience`` iterations in a row, refreshes neither count
-nor break the streak; ``progress``: the best objective improved by less than ``tol`` per iteration
-over ``patience`` iterations and the objective is back near it), then the lowest objective logged
-up to the stop is kept (the best-iterate restore). The landmarks of that iterate are scored against the annotations (NME,
+``fitter.fit.stopping.EarlyStop`` as the main stage applies it: stop at the first iteration k
+where the relative change of the objective stayed below ``tol`` for ``patience`` iterations in a
+row (visibility-refresh iterations neither count nor break the streak), then keep the lowest
+objective logged up to k (the best-iterate restore). The landmarks of that iterate are scored against the annotations (NME,
 outer eye corners, per region). A replay is exact for the main stage; the rigid stage runs its cap
 here (a real run stops it by the same rule, which moves the main stage's start a little: confirm
 a chosen rule with ``scripts/eval_real.py``, which reports iterations and stop reasons).
 
 Usage:
     PRDLFIT_CACHE=.cache python scripts/bench_stopping.py --split calibration --offset 40 --limit 24 \\
-        --rules calm:1e-3:10 progress:1e-3:10 progress:2e-3:10 [--out stopping.md]
+        --rules 5e-4:10 1e-3:10 1.5e-3:10 2e-3:10 [--out stopping.md]
 """
 from __future__ import annotations
 
@@ -31,7 +30,7 @@ import torch
 
 import morphable_models
 from fitter import losses as L
-from fitter.config import STOP_RULES, FitConfig
+from fitter.config import FitConfig
 from fitter.fit.stopping import EarlyStop
 from fitter.optimize import Fitter
 from fitter.targets.landmark_files import read_pts
@@ -55,23 +54,21 @@ class Record:
     truth: np.ndarray  # [68, 2]
 
 
-def parse_rule(text: str) -> Tuple[str, float, int]:
-    """``[RULE:]TOL[:PATIENCE]`` → (rule, rel_tol, patience); RULE defaults to FitConfig's."""
-    parts = text.split(":")
-    rule = parts.pop(0) if parts and parts[0] in STOP_RULES else FitConfig().stop_rule
+def parse_rule(text: str) -> Tuple[float, int]:
+    tol, sep, pat = text.partition(":")
     try:
-        tol, pat = float(parts[0]), int(parts[1]) if len(parts) > 1 else 10
-    except (ValueError, IndexError):
-        raise SystemExit(f"a rule is [RULE:]TOL[:PATIENCE], e.g. calm:1e-3:10; got {text!r}") from None
-    if tol < 0 or pat < 1 or len(parts) > 2:
+        rule = (float(tol), int(pat) if sep else 10)
+    except ValueError:
+        raise SystemExit(f"a rule is TOL[:PATIENCE], e.g. 1e-3:10; got {text!r}") from None
+    if rule[0] < 0 or rule[1] < 1:
         raise SystemExit(f"a rule needs TOL >= 0 and PATIENCE >= 1; got {text!r}")
-    return rule, tol, pat
+    return rule
 
 
-def replay(rec: Record, rule: str, tol: float, patience: int, refresh_every: int) -> Tuple[int, np.ndarray]:
+def replay(rec: Record, tol: float, patience: int, refresh_every: int) -> Tuple[int, np.ndarray]:
     """(main-stage iterations run, landmarks of the restored iterate) under one rule."""
     E, n = rec.total, len(rec.total)
-    stop, early = n, EarlyStop(1, torch.device("cpu"), rule, tol, patience)
+    stop, early = n, EarlyStop(1, torch.device("cpu"), tol, patience)
     for k in range(n):
         refreshed = k % max(1, refresh_every) == 0
         if bool(early.update(torch.tensor([E[k]]), refreshed)[0]):
@@ -112,8 +109,8 @@ def main() -> int:
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--rigid-iters", type=int, default=50)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--rules", nargs="+", default=["calm:1e-3:10", "progress:1e-3:10", "progress:2e-3:10"],
-                    help="[RULE:]TOL[:PATIENCE] (stop_rule, rel_tol and patience of FitConfig)")
+    ap.add_argument("--rules", nargs="+", default=["5e-4:10", "1e-3:10", "1.5e-3:10", "2e-3:10"],
+                    help="TOL[:PATIENCE] (rel_tol and patience of FitConfig)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     rules = [parse_rule(r) for r in args.rules]
@@ -136,21 +133,21 @@ def main() -> int:
         return (f"| {label} | {stopped} | {its} | " + " | ".join(f"{np.mean([d[c] for d in per]):.4f}" for c in cols)
                 + f" | {rise} |")
 
-    cap_lms = [replay(r, "calm", 0.0, 10**9, cfg.visibility_every)[1] for r in recs]
+    cap_lms = [replay(r, 0.0, 10**9, cfg.visibility_every)[1] for r in recs]
     cap_all = [photo_nme(p, r.truth)["all"] for p, r in zip(cap_lms, recs)]
     lines = [f"300-W {args.split} split, photos {args.offset}-{args.offset + len(recs) - 1} (n={len(recs)}), "
              f"MediaPipe front end, default settings, {args.rigid_iters} rigid + {args.iters} main iterations "
              f"recorded without early stopping, replayed per rule (main stage; best iterate kept).", "",
-             "| rule (stop_rule:rel_tol:patience) | stopped before the cap | main iterations median (min-max) | "
+             "| rule (rel_tol:patience) | stopped before the cap | main iterations median (min-max) | "
              + " | ".join(f"NME {c}" for c in cols) + " | largest NME rise on a photo |",
              "|---|---:|---|" + "---:|" * (len(cols) + 1),
              table_row("none (the cap)", f"0/{len(recs)}", str(args.iters), cap_lms, "–")]
-    for rule, tol, pat in rules:
-        out = [replay(r, rule, tol, pat, cfg.visibility_every) for r in recs]
+    for tol, pat in rules:
+        out = [replay(r, tol, pat, cfg.visibility_every) for r in recs]
         its = np.array([o[0] for o in out])
         lms = [o[1] for o in out]
         rise = max(photo_nme(p, r.truth)["all"] - c for p, r, c in zip(lms, recs, cap_all))
-        lines.append(table_row(f"{rule}:{tol:g}:{pat}", f"{int((its < args.iters).sum())}/{len(recs)}",
+        lines.append(table_row(f"{tol:g}:{pat}", f"{int((its < args.iters).sum())}/{len(recs)}",
                                f"{np.median(its):.0f} ({its.min()}-{its.max()})", lms, f"{rise:+.4f}"))
     return emit("\n".join(lines), args.out)
 

@@ -97,7 +97,7 @@ def _iterate(stage: Stage, forward: ForwardPass, params: FaceParams, tb: TargetB
     decay = cfg.optimizer == "adam" and cfg.lr_decay < 1.0
     sees = Needs.of(stage.terms).point_sets  # the stage refreshes visibility and point sets
     batch = LiveBatch(tb, camera)
-    stop = EarlyStop(state.B, state.frozen.device, cfg.stop_rule, cfg.rel_tol, cfg.patience)
+    stop = EarlyStop(state.B, state.frozen.device, cfg.rel_tol, cfg.patience)
     for it in range(stage.iters):
         if decay:
             for g, lr in zip(opt.param_groups, base_lr):
