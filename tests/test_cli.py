@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -250,3 +252,28 @@ def test_console_main_ends_fit_at_once_with_clicks_exit_code(tmp_path, monkeypat
     with pytest.raises(SystemExit) as done:
         cli.console_main()
     assert done.value.code == 0 and exits == [3]  # not a fit: the ordinary exit
+
+
+def test_the_console_command_holds_the_collector_off_for_the_imports_only(tmp_path):
+    """``console_main`` disables the cyclic collector while torch and the rest are imported, then
+    freezes what the imports made and collects again before the command's own work."""
+    code = (
+        "import gc, sys\n"
+        "import fitter.cli as C\n"
+        "seen = []\n"
+        "orig = C.collect_after_imports\n"
+        "def spy():\n"
+        "    seen.append((gc.isenabled(), 'torch' in sys.modules))\n"
+        "    orig()\n"
+        "    seen.append((gc.isenabled(), gc.get_freeze_count() > 10000))\n"
+        "C.collect_after_imports = spy\n"
+        "sys.argv = ['prdlfit', 'models', 'list']\n"
+        "try:\n"
+        "    C.console_main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(seen)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[(False, True), (True, True)]"
