@@ -77,7 +77,8 @@ class FitResult:
         part_points: part -> [N_p, 2] projected visible predicted points of each part (crop pixels).
         history: per-iteration losses.
         converged: stopped on the relative-change criterion (not on the iteration cap).
-        iterations: iterations run, all stages together.
+        iterations: iterations this face ran, all stages together (in a batch, not counting those
+            the batch ran while this face was frozen: the same count as the face fitted alone).
         seconds: wall time of the whole (batched) fit, shared by the faces fitted together.
         final_losses: term -> final weighted value, plus ``total``.
         targets: the targets fitted (carries the crop transform back to the photo).
@@ -108,7 +109,8 @@ class FitResult:
     final_losses: Dict[str, float]
     targets: Optional[Targets] = None
     config: Dict[str, object] = field(default_factory=dict)
-    #: (iteration, [V, 2] projected points in crop pixels) every ``config.snapshot_every`` iterations.
+    #: (iteration, [V, 2] projected points in crop pixels) every ``config.snapshot_every`` iterations
+    #: of the batch, numbered by the face's own iteration count (a frozen face's points once).
     snapshots: List[Tuple[int, np.ndarray]] = field(default_factory=list)
     #: None when the fit succeeded; otherwise a one-line reason (e.g. NaN during fitting).
     failure: Optional[str] = None

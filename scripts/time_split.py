@@ -8,9 +8,11 @@ iterations and whether it converged. ``scripts/bench_speed.py --photo`` runs it 
 
 Usage: python scripts/time_split.py PHOTO OUT_DIR [--iters N]
 """
+import gc
 import time
 
 T0 = time.perf_counter()
+gc.disable()  # as prdlfit does until its imports are done (fitter.cli.collect_after_imports)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -30,6 +32,8 @@ def main() -> int:
     from fitter.outputs.writer import write_fit_outputs
     from fitter.targets.pipeline import TargetConfig, build_targets
 
+    gc.freeze()
+    gc.enable()
     model = morphable_models.load("ict")
     cfg = FitConfig(device="cpu") if a.iters is None else FitConfig(device="cpu", iters=a.iters)
     fitter = Fitter(model, cfg)

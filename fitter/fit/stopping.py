@@ -9,7 +9,8 @@ streak (its jump is a change of the function, not a step). The fitter (:class:`R
 Tried in session 15 and not kept: a windowed rule (the best objective so far improved by less than
 ``rel_tol`` per iteration over ``patience`` iterations), which Adam's step-to-step wobble does not
 delay. It cut a third of the iterations but stopped some fits during the first, overshooting
-iterations of a stage and cost accuracy on every benchmark (BENCHMARKS.md, "Speed, session 15").
+iterations of a stage and cost 2D and synthetic accuracy (BENCHMARKS.md, "Session 15" under "Real
+faces").
 """
 from __future__ import annotations
 
