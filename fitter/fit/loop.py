@@ -91,13 +91,12 @@ def _iterate(stage: Stage, forward: ForwardPass, params: FaceParams, tb: TargetB
              total_iters: int) -> None:
     """The step loop of :func:`run_stage`."""
     tensors = stage.tensors
-    state.begin_stage(tensors)
+    state.begin_stage(tensors, EarlyStop(state.B, state.frozen.device, cfg.rel_tol, cfg.patience))
     opt = make_optimizer(cfg, tensors, params.pose_tensors())
     base_lr = [g["lr"] for g in opt.param_groups]
     decay = cfg.optimizer == "adam" and cfg.lr_decay < 1.0
     sees = Needs.of(stage.terms).point_sets  # the stage refreshes visibility and point sets
     batch = LiveBatch(tb, camera)
-    stop = EarlyStop(state.B, state.frozen.device, cfg.rel_tol, cfg.patience)
     for it in range(stage.iters):
         if decay:
             for g, lr in zip(opt.param_groups, base_lr):
@@ -128,7 +127,7 @@ def _iterate(stage: Stage, forward: ForwardPass, params: FaceParams, tb: TargetB
             state.after_step(tensors)
         total = record["total"]
         state.log(stage.name, record["values"], cfg.loss_weights)
-        state.check(total, stop, tensors, refreshed=refresh and sees)
+        state.check(total, tensors, refreshed=refresh and sees)
         if cfg.snapshot_every and state.iteration % cfg.snapshot_every == 0:
             with torch.no_grad():
                 ev = forward(params, tb, camera, {}, colour, state.visible, False, point_sets=False)

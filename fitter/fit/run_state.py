@@ -31,7 +31,7 @@ class RunState:
         self.visible: Optional[Visibility] = None
         self.frozen = torch.zeros(B, dtype=torch.bool, device=device)
         self.failed = torch.zeros(B, dtype=torch.bool, device=device)
-        self.prev: Optional[Tensor] = None  # the last finite objective of each face [B]
+        self.stop: Optional[EarlyStop] = None  # the current stage's stopping rule and its state
         self.histories = [LossHistory() for _ in range(B)]
         self.iterations = [0] * B
         self.converged_at: List[Optional[int]] = [None] * B
@@ -40,9 +40,16 @@ class RunState:
         self._frozen_values: List[Tensor] = []
         self._last_good: List[Tensor] = []
 
-    def begin_stage(self, tensors: List[Tensor]) -> None:
+    @property
+    def prev(self) -> Optional[Tensor]:
+        """[B] the last finite objective of each face in this stage (None before its first
+        iteration): the stopping rule's own record (:attr:`EarlyStop.prev`)."""
+        return None if self.stop is None else self.stop.prev
+
+    def begin_stage(self, tensors: List[Tensor], stop: EarlyStop) -> None:
+        """Start a stage over ``tensors`` whose faces converge by ``stop`` (fresh for the stage)."""
+        self.stop = stop
         self.frozen = self.failed.clone()
-        self.prev = None
         self.converged_at = [None] * self.B
         self._frozen_values = [t.detach().clone() for t in tensors]
         self._last_good = [t.detach().clone() for t in tensors]
@@ -81,9 +88,9 @@ class RunState:
             row.update(zip(keys, table[b]))
             self.histories[b].rows.append(row)  # type: ignore[arg-type]
 
-    def check(self, total: Tensor, stop: EarlyStop, tensors: List[Tensor], refreshed: bool = False) -> None:
-        """Early stopping per face (``stop``, the stage's rule), NaN handling, best-so-far and the
-        freeze bookkeeping.
+    def check(self, total: Tensor, tensors: List[Tensor], refreshed: bool = False) -> None:
+        """Early stopping per face (the stage's rule, :meth:`begin_stage`), NaN handling,
+        best-so-far and the freeze bookkeeping.
 
         ``total`` [B] was evaluated at the parameters before this step, which ``_last_good`` holds.
         ``refreshed``: this iteration's visibility and point sets were recomputed (the rule may
@@ -105,12 +112,11 @@ class RunState:
                 if t.dim() and t.shape[0] == self.B:
                     t.data[bad] = good[bad]
             self._freeze(bad, tensors)
-        newly = stop.update(total, refreshed) & ~self.frozen
+        newly = self.stop.update(total, refreshed) & ~self.frozen
         if bool(newly.any()):
             for b in torch.nonzero(newly).flatten().tolist():
                 self.converged_at[b] = self.iteration
             self._freeze(newly, tensors)
-        self.prev = torch.where(finite, total, self.prev if self.prev is not None else total)
         ok = finite & ~self.frozen
         for t, good in zip(tensors, self._last_good):
             if t.dim() and t.shape[0] == self.B:
