@@ -335,13 +335,13 @@ def fit_command(images, output, model, device, optimizer, iters, rigid_iters, lr
     check_environment()
 
     import morphable_models
-    from fitter.optimize import Fitter
+    from fitter.optimize import Fitter, model_as_fitted
     from fitter.outputs.folder import FolderLock, prepare_output_dir
 
     try:
         prepare_output_dir(output)  # before any work: a folder we cannot write fails now, not after the fits
         lock = FolderLock(output, "prdlfit")
-        model_obj = morphable_models.load(settings.run.model)
+        model_obj = model_as_fitted(morphable_models.load(settings.run.model), settings.fit)
     except PrdlfitError as err:
         fail(err)
     fitter = Fitter(model_obj, settings.fit, settings.targets)
@@ -390,10 +390,10 @@ def demo_command(output, iters, rigid_iters, device):
         raise click.BadParameter(str(err), param_hint="--device") from None
     check_environment()
     import morphable_models
-    from fitter.optimize import Fitter
+    from fitter.optimize import Fitter, model_as_fitted
 
     try:
-        model_obj = morphable_models.load(settings.run.model)
+        model_obj = model_as_fitted(morphable_models.load(settings.run.model), settings.fit)
     except PrdlfitError as err:
         fail(err)
     click.echo(f"fitting {DEMO_PHOTO.name} ({model_obj.name} model, {settings.fit.device}) ...", err=True)

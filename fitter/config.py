@@ -57,8 +57,9 @@ PAPER_LOSS_WEIGHTS: Dict[str, float] = {**DEFAULT_LOSS_WEIGHTS, "lmk": 1.6e-3, "
 
 #: The FitConfig fields (besides the weights) that undo our other real-face levers for the paper's
 #: setup: ``FitConfig(loss_weights=PAPER_LOSS_WEIGHTS, **PAPER_FIT_OPTIONS)``.
-PAPER_FIT_OPTIONS: Dict[str, object] = {"model_landmarks": "vertices", "profile_id_prior": 0.0,
-                                        "exp_sparse_gamma": None, "mesh_region_weights": {}}
+PAPER_FIT_OPTIONS: Dict[str, object] = {"model_landmarks": "vertices", "model_parts": "rules",
+                                        "profile_id_prior": 0.0, "exp_sparse_gamma": None,
+                                        "mesh_region_weights": {}}
 
 #: the PRDL anchor grid of a fit, (W, H) anchors (BENCHMARKS.md "Session 14": 16×16 fits as well as 32×32 at
 #: a quarter of the work)
@@ -123,6 +124,10 @@ class FitConfig:
             model's ``landmarks68`` as loaded (for ICT-FaceKit, points placed on the surface where
             300-W annotators put them, :mod:`morphable_models.landmark_embedding`); ``vertices`` the
             model's own hand-picked landmark vertices (the paper's way).
+        model_parts: which part point sets PRDL compares with the parser's masks: ``frontend``
+            (default) the model's ``parts`` as loaded (for ICT-FaceKit, brows, nose and lips drawn
+            with the front end's own polygons, :mod:`morphable_models.frontend_parts`); ``rules``
+            the model's own annotation (:mod:`morphable_models.parts`).
         jaw_landmark_weight: weight of the 17 jaw contour points in the landmark term (the chin at
             least 1; the others' weights are fixed); None = ``fitter.losses.JAW_WEIGHT``.
         profile_id_prior: gain of the identity prior as the head turns: ``id_prior`` is multiplied
@@ -171,6 +176,7 @@ class FitConfig:
     point_weights: str = "area"
     support_radius: int = 1
     model_landmarks: str = "calibrated"
+    model_parts: str = "frontend"
     exp_sparse_scale: Dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EXP_SPARSE_SCALE))
     jaw_landmark_weight: Optional[float] = None
     profile_id_prior: float = 9.0
@@ -192,6 +198,7 @@ class FitConfig:
         check_choice("point_weights", self.point_weights, ("area", "uniform"))
         check_choice("camera", self.camera, ("perspective", "weak"))
         check_choice("model_landmarks", self.model_landmarks, ("calibrated", "vertices"))
+        check_choice("model_parts", self.model_parts, ("frontend", "rules"))
         if not isinstance(self.device, str) or (self.device not in ("auto", "cpu", "cuda")
                                                 and not self.device.startswith("cuda:")):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")

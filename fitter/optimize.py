@@ -34,12 +34,23 @@ from fitter.geometry.cameras import FittingCamera, camera_for_crop
 from fitter.objective import Needs, TargetBatch, collate_targets, weighted_terms
 from fitter.result import FitResult
 from fitter.targets.types import Targets
+from morphable_models.frontend_parts import own_parts
 from morphable_models.landmark_embedding import own_landmarks
 from morphable_models.model import PART_NAMES, MorphableModel
 
-__all__ = ["Fitter", "ProgressFn"]
+__all__ = ["Fitter", "ProgressFn", "model_as_fitted"]
 
 Inputs = Union[Targets, str, np.ndarray]
+
+
+def model_as_fitted(model: MorphableModel, config: FitConfig) -> MorphableModel:
+    """``model`` with the landmark and part definitions ``config`` picks (``model_landmarks``,
+    ``model_parts``): what a :class:`Fitter` fits, and what its outputs must be drawn with."""
+    if config.model_landmarks == "vertices":
+        model = own_landmarks(model)
+    if config.model_parts == "rules":
+        model = own_parts(model)
+    return model
 
 
 class Fitter:
@@ -54,9 +65,7 @@ class Fitter:
     def __init__(self, model: MorphableModel, config: Optional[FitConfig] = None, target_config=None):
         cfg = self.config = config or FitConfig()
         self.device = torch.device(resolve_device(cfg.device))
-        if cfg.model_landmarks == "vertices":
-            model = own_landmarks(model)
-        self.model = m = model.to(self.device, dtype=torch.float32)
+        self.model = m = model_as_fitted(model, cfg).to(self.device, dtype=torch.float32)
         self.target_config = target_config
         torch.manual_seed(cfg.seed)
         self.space = ParamSpace(m, cfg.num_id, cfg.num_exp)

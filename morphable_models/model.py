@@ -135,6 +135,9 @@ class MorphableModel:
     #: a table (:func:`morphable_models.mesh_landmarks.embed_mesh_landmarks`).
     mesh_landmarks: Optional[Tensor] = None
     mesh_landmark_ids: Optional[Tensor] = None
+    #: the model's own part annotation, kept when ``parts`` were drawn with the front end's polygons
+    #: (:func:`morphable_models.frontend_parts.frontend_parts`); else None.
+    own_parts: Optional[Dict[str, Tensor]] = None
     units: str = "cm"
     mm_per_unit: float = 10.0
     license: str = ""

@@ -19,6 +19,7 @@ from morphable_models import bfm, ict, sfm
 from morphable_models.cache import FORMAT_VERSION, CacheMeta, load_model, read_meta
 from morphable_models.embedded import embedded_path
 from morphable_models.errors import ModelError
+from morphable_models.frontend_parts import frontend_parts
 from morphable_models.landmark_embedding import embed_landmarks, packaged_embedding
 from morphable_models.mesh_landmarks import embed_mesh_landmarks, packaged_mesh_landmarks
 from morphable_models.model import PART_NAMES, MorphableModel
@@ -28,6 +29,8 @@ CACHE_ENV = "PRDLFIT_CACHE"
 DEFAULT_MODEL = "ict"
 #: how ``load`` defines the iBUG-68 landmarks (see :func:`load`)
 LANDMARK_CHOICES = ("calibrated", "vertices")
+#: ``load(..., parts=)``: the front end's polygons drawn on the model, or the model's own annotation
+PART_CHOICES = ("frontend", "rules")
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class ModelInfo:
     num_triangles: Optional[int] = None
     num_id: Optional[int] = None
     num_exp: Optional[int] = None
+    #: points per part as prepared (models with a MediaPipe table get brows, nose and lips drawn anew
+    #: at load time: :mod:`morphable_models.frontend_parts`)
     part_sizes: Dict[str, int] = field(default_factory=dict)
     #: why it is not usable as is (stale cache, missing source), or empty
     note: str = ""
@@ -88,7 +93,7 @@ class ModelInfo:
             rows += [("units", self.units), ("points", f"{self.num_points} ({self.num_mesh_vertices} mesh vertices)"),
                      ("triangles", str(self.num_triangles)), ("identity dims", str(self.num_id)),
                      ("expression dims", str(self.num_exp)),
-                     ("parts", ", ".join(f"{k} {self.part_sizes[k]}" for k in PART_NAMES if k in self.part_sizes))]
+                     ("parts as prepared", ", ".join(f"{k} {self.part_sizes[k]}" for k in PART_NAMES if k in self.part_sizes))]
         if self.note:
             rows.append(("note", self.note))
         return "\n".join(f"{k:16s} {v}" for k, v in rows)
@@ -204,7 +209,7 @@ def _load_from_source(kind: str, src: Path, cache_dir, device) -> MorphableModel
 
 
 def load(name_or_path: PathLike = DEFAULT_MODEL, cache_dir: Optional[PathLike] = None,
-         device=None, landmarks: str = "calibrated") -> MorphableModel:
+         device=None, landmarks: str = "calibrated", parts: str = "frontend") -> MorphableModel:
     """A :class:`MorphableModel` by name (``ict``, ``sfm``, ``bfm``) or path.
 
     A path may be one of our ``.npz`` caches, a 3DDFA-V3 ``face_model.npy``, or a folder with the
@@ -217,16 +222,23 @@ def load(name_or_path: PathLike = DEFAULT_MODEL, cache_dir: Optional[PathLike] =
     Either way the package's table of MediaPipe's mesh points for this model, when it has one, is
     embedded (:mod:`morphable_models.mesh_landmarks`; read by the ``mesh_lmk`` term only).
 
+    ``parts``: ``frontend`` (default) draws the brows, nose and lips with the front end's polygons
+    through that table (:mod:`morphable_models.frontend_parts`; models without a table keep their
+    annotation); ``rules`` keeps the model's own annotation (:mod:`morphable_models.parts`).
+
     Raises:
         ModelError: one line: unknown name, missing source, corrupt or foreign file.
     """
     if landmarks not in LANDMARK_CHOICES:
         raise ModelError(f"landmarks must be one of {', '.join(LANDMARK_CHOICES)}, got {landmarks!r}")
+    if parts not in PART_CHOICES:
+        raise ModelError(f"parts must be one of {', '.join(PART_CHOICES)}, got {parts!r}")
     model = _load(name_or_path, cache_dir, device)
     table = packaged_embedding(model.name) if landmarks == "calibrated" else None
     model = embed_landmarks(model, table) if table is not None else model
     mesh_table = packaged_mesh_landmarks(model.name)
-    return embed_mesh_landmarks(model, mesh_table) if mesh_table is not None else model
+    model = embed_mesh_landmarks(model, mesh_table) if mesh_table is not None else model
+    return frontend_parts(model) if parts == "frontend" else model
 
 
 def _load(name_or_path: PathLike, cache_dir: Optional[PathLike], device) -> MorphableModel:

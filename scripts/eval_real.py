@@ -52,7 +52,7 @@ import torch
 import morphable_models
 from fitter.config import PAPER_FIT_OPTIONS, PAPER_LOSS_WEIGHTS, FitConfig, parse_fit_options, parse_loss_option
 from fitter.metrics import landmark_nme, part_ious, render_part_labels
-from fitter.optimize import Fitter
+from fitter.optimize import Fitter, model_as_fitted
 from fitter.targets.landmark_files import read_pts
 from fitter.targets.pipeline import TargetConfig, build_targets
 from morphable_models.model import PART_NAMES
@@ -376,12 +376,13 @@ def main() -> int:
         fitter = Fitter(model, FitConfig(loss_weights=w, iters=args.iters, rigid_iters=args.rigid_iters,
                                          device=args.device, **opts))
         scores[name] = [None] * len(items)
+        fitted = model_as_fitted(model, fitter.config)  # the parts the fit used, for its label map
         t0 = time.perf_counter()
         for k in range(0, len(ok), args.batch):
             chunk = ok[k:k + args.batch]
             for i, res in zip(chunk, fitter.fit([targets[i] for i in chunk])):
                 if res.failure is None:
-                    scores[name][i] = score(model, items[i], res)
+                    scores[name][i] = score(fitted, items[i], res)
         secs[name] = time.perf_counter() - t0
         print(f"{name}: {secs[name]:.0f} s", file=sys.stderr)
 

@@ -142,7 +142,7 @@ def test_prdl_and_landmarks_improve_parts_and_shape_over_rigid_fit(model, weight
     Part IoU for every case and on 3D error on average (extreme expressions, |yaw| up to 60).
     With the paper's weights (bench_synthetic.py, 20 cases: mean IoU 0.54 -> 0.84, error / mean face
     0.54) by at least 0.1 IoU; the defaults' stronger priors, chosen for real faces, hold ICT's own
-    faces back (0.54 -> 0.77, 0.60), by at least 0.04."""
+    faces back (0.54 -> 0.72 in the parts the front end's polygons draw, 0.61), by at least 0.04."""
     idx = face_vertex_indices(model)
     cases = [random_case(model, seed, preset=p, max_yaw=60) for seed, p in
              [(1, "mouth_open"), (2, "eyes_closed"), (3, "frown")]]
@@ -154,8 +154,11 @@ def test_prdl_and_landmarks_improve_parts_and_shape_over_rigid_fit(model, weight
     # defaults: per case at least 0.62 (session 13's sparse prior at 3e-2 took the frown case from 0.66
     # to 0.64 and the closed eyes from 0.78 to 0.80) and 0.72 on average (0.736 before and after);
     # a gain of 0.04 over the rigid start (session 14's landmark tables: the frown case 0.584 -> 0.639
-    # became 0.578 -> 0.628, a gain of 0.050, while the 20-case synthetic mean rose 0.744 -> 0.765)
-    gain, floor, mean_floor = (0.1, 0.72, 0.78) if weights == "paper" else (0.04, 0.62, 0.72)
+    # became 0.578 -> 0.628, a gain of 0.050, while the 20-case synthetic mean rose 0.744 -> 0.765).
+    # Session 16 drew the brows, nose and lips with the front end's polygons (morphable_models.frontend_parts):
+    # thinner parts, so the same quality of fit scores a lower IoU in them (rigid frown 0.578 -> 0.540, fitted
+    # 0.630 -> 0.612; mean of the three 0.728 -> 0.693; 3D error ratio 0.645 -> 0.652): per case 0.60, mean 0.68.
+    gain, floor, mean_floor = (0.1, 0.72, 0.78) if weights == "paper" else (0.04, 0.60, 0.68)
     ratios, ious = [], []
     for case, r0, r1 in zip(cases, rigid, full):
         assert r1.failure is None

@@ -84,10 +84,10 @@ class PrdlBackend:
 
     def __init__(self, spec: BackendSpec):
         import morphable_models
-        from fitter.optimize import Fitter
+        from fitter.optimize import Fitter, model_as_fitted
 
         self.spec = spec
-        self.model = morphable_models.load(spec.model)
+        self.model = model_as_fitted(morphable_models.load(spec.model), spec.fit_config)
         self.fitter = Fitter(self.model, spec.fit_config, self.target_config)
 
     @property

@@ -18,6 +18,7 @@ from fitter.targets.face import FaceAnalysis
 from fitter.targets.mediapipe_68 import mesh_to_ibug68
 from fitter.targets.mediapipe_mesh import face_meshes, mesh_box
 from fitter.targets.types import CropTransform
+from morphable_models.mediapipe_topology import BROW_GROW
 
 
 @dataclass
@@ -33,7 +34,7 @@ class MeshPartsConfig:
         hair_min_dist: colour distance above which a pixel of the upper face is hair; <= 0 disables.
     """
 
-    brow_grow: float = 0.25
+    brow_grow: float = BROW_GROW
     eye_shrink: float = 0.01
     forehead_reach: float = 1.0
     skin_max_dist: float = 3.0

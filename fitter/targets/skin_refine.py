@@ -23,6 +23,7 @@ import numpy as np
 
 from fitter.targets import labels as L
 from fitter.targets import mesh_parts as MP
+from morphable_models import mediapipe_topology as T
 
 #: mesh vertices that are bare skin on nearly every face: cheeks, mid-forehead, nose bridge
 SKIN_SAMPLE_VERTICES: Tuple[int, ...] = (
@@ -116,7 +117,7 @@ def _connected_to(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
 
 def extended_oval(mesh: np.ndarray, reach: float) -> np.ndarray:
     """[36, 2] face oval whose part above the eyes is pushed up by ``reach`` x (oval top - brows)."""
-    oval = MP.corner_points(mesh, MP.FACE_OVAL)
+    oval = T.corner_points(mesh, T.FACE_OVAL)
     _, down = _face_axes(mesh)
     brow_level = float(np.dot(0.5 * (mesh[105, :2] + mesh[334, :2]), down))
     top_level = float(np.dot(mesh[10, :2], down))
