@@ -28,6 +28,9 @@ import numpy as np
 #: brow widening: the upper row moves up and the lower row down by this fraction of the local brow
 #: height (the front end's default, and what the model's drawn brows use)
 BROW_GROW = 0.25
+#: eye polygons pulled in by this fraction of the outer eye-corner distance (vertices 33-263): the lid
+#: points sit on the lid margin, slightly outside the visible eyeball (the front end's default)
+EYE_SHRINK = 0.01
 
 #: A polygon corner: a vertex index, or {vertex: weight} with weights summing to 1.
 Corner = Union[int, Dict[int, float]]
@@ -87,3 +90,9 @@ def brow_polygon(mesh: np.ndarray, upper: Sequence[int], lower: Sequence[int], g
     lo = mesh[list(lower), :2]
     d = up - lo
     return np.concatenate([up + grow * d, (lo - grow * d)[::-1]], axis=0)
+
+
+def eye_polygons(mesh: np.ndarray, shrink: float = EYE_SHRINK) -> Tuple[np.ndarray, np.ndarray]:
+    """(right, left) eye polygons [16, 2], each pulled in by ``shrink`` of the outer-corner distance."""
+    amount = -shrink * float(np.linalg.norm(mesh[263, :2] - mesh[33, :2]))
+    return grow_polygon(corner_points(mesh, RIGHT_EYE), amount), grow_polygon(corner_points(mesh, LEFT_EYE), amount)

@@ -18,7 +18,7 @@ from fitter.targets.face import FaceAnalysis
 from fitter.targets.mediapipe_68 import mesh_to_ibug68
 from fitter.targets.mediapipe_mesh import face_meshes, mesh_box
 from fitter.targets.types import CropTransform
-from morphable_models.mediapipe_topology import BROW_GROW
+from morphable_models.mediapipe_topology import BROW_GROW, EYE_SHRINK
 
 
 @dataclass
@@ -35,7 +35,7 @@ class MeshPartsConfig:
     """
 
     brow_grow: float = BROW_GROW
-    eye_shrink: float = 0.01
+    eye_shrink: float = EYE_SHRINK
     forehead_reach: float = 1.0
     skin_max_dist: float = 3.0
     hair_min_dist: float = 6.0

@@ -17,7 +17,7 @@ import numpy as np
 
 from fitter.targets import labels as L
 from morphable_models import mediapipe_topology as T
-from morphable_models.mediapipe_topology import BROW_GROW
+from morphable_models.mediapipe_topology import BROW_GROW, EYE_SHRINK
 
 
 def fill_polygon(label_map: np.ndarray, poly: np.ndarray, value: int) -> None:
@@ -30,7 +30,7 @@ def fill_polygon(label_map: np.ndarray, poly: np.ndarray, value: int) -> None:
     cv2.fillPoly(label_map, [pts], int(value), lineType=cv2.LINE_8, shift=4)
 
 
-def mesh_part_polygons(mesh: np.ndarray, brow_grow: float = BROW_GROW, eye_shrink: float = 0.01) -> Dict[int, np.ndarray]:
+def mesh_part_polygons(mesh: np.ndarray, brow_grow: float = BROW_GROW, eye_shrink: float = EYE_SHRINK) -> Dict[int, np.ndarray]:
     """Part polygons of one face, keyed by label, in the mesh's pixel frame.
 
     Args:
@@ -41,14 +41,14 @@ def mesh_part_polygons(mesh: np.ndarray, brow_grow: float = BROW_GROW, eye_shrin
     Returns:
         {label: [K, 2] polygon}: skin (face oval), nose, brows, eyes, lips and inner mouth.
     """
-    shrink = -eye_shrink * float(np.linalg.norm(mesh[263, :2] - mesh[33, :2]))
+    right_eye, left_eye = T.eye_polygons(mesh, eye_shrink)
     return {
         L.SKIN: T.corner_points(mesh, T.FACE_OVAL),
         L.NOSE: T.corner_points(mesh, T.NOSE),
         L.RIGHT_BROW: T.brow_polygon(mesh, T.RIGHT_BROW_UPPER, T.RIGHT_BROW_LOWER, brow_grow),
         L.LEFT_BROW: T.brow_polygon(mesh, T.LEFT_BROW_UPPER, T.LEFT_BROW_LOWER, brow_grow),
-        L.RIGHT_EYE: T.grow_polygon(T.corner_points(mesh, T.RIGHT_EYE), shrink),
-        L.LEFT_EYE: T.grow_polygon(T.corner_points(mesh, T.LEFT_EYE), shrink),
+        L.RIGHT_EYE: right_eye,
+        L.LEFT_EYE: left_eye,
         L.UP_LIP: T.corner_points(mesh, T.UP_LIP),
         L.DOWN_LIP: T.corner_points(mesh, T.DOWN_LIP),
         L.INNER_MOUTH: T.corner_points(mesh, T.INNER_MOUTH),
@@ -75,7 +75,7 @@ def paint_order(mesh: np.ndarray) -> Tuple[int, ...]:
 
 
 def rasterize_mesh_parts(mesh: np.ndarray, size: Tuple[int, int], brow_grow: float = BROW_GROW,
-                         eye_shrink: float = 0.01) -> np.ndarray:
+                         eye_shrink: float = EYE_SHRINK) -> np.ndarray:
     """[H, W] uint8 label map (see :mod:`fitter.targets.labels`) of the mesh's parts.
 
     Args:
