@@ -604,7 +604,7 @@ def models_info(name: str) -> None:
         if value not in (None, ""):
             click.echo(f"{key}: {value}")
     if info.part_sizes:
-        click.echo("parts: " + ", ".join(f"{k} {v}" for k, v in info.part_sizes.items()))
+        click.echo("parts as prepared: " + ", ".join(f"{k} {v}" for k, v in info.part_sizes.items()))
     if info.note:
         click.echo(f"note: {info.note}")
 
