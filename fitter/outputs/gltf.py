@@ -96,21 +96,27 @@ def _target_accessor(buf: _Buffer, delta: np.ndarray, min_offset: float) -> dict
     """Accessor of one morph target's [N, 3] displacement: sparse, dense or all zeros."""
     n = len(delta)
     moved = np.nonzero(np.linalg.norm(delta.astype(np.float64), axis=1) > min_offset)[0]
-    kept = np.zeros_like(delta)
-    kept[moved] = delta[moved]
+    values = delta[moved]
+    # the bounds of the stored target (zeros where not moved), from the moved rows alone
+    lo = values.min(0) if len(moved) else np.zeros(3, delta.dtype)
+    hi = values.max(0) if len(moved) else np.zeros(3, delta.dtype)
+    if len(moved) < n:
+        lo, hi = np.minimum(lo, 0), np.maximum(hi, 0)
     acc = {"componentType": FLOAT, "count": int(n), "type": "VEC3",
-           "min": [float(v) for v in kept.min(0)], "max": [float(v) for v in kept.max(0)]}
+           "min": [float(v) for v in lo], "max": [float(v) for v in hi]}
     if len(moved) == 0:
         return acc  # no bufferView and no sparse: all zeros
     index_type, index_dtype = (UINT16, "<u2") if n <= 0xFFFF else (UINT32, "<u4")
     sparse_bytes = len(moved) * (np.dtype(index_dtype).itemsize + 12)
     if sparse_bytes >= n * 12:
+        kept = np.zeros_like(delta)
+        kept[moved] = values
         acc["bufferView"] = buf.add(kept.astype("<f4").tobytes())
         return acc
     acc["sparse"] = {
         "count": int(len(moved)),
         "indices": {"bufferView": buf.add(moved.astype(index_dtype).tobytes()), "componentType": index_type},
-        "values": {"bufferView": buf.add(kept[moved].astype("<f4").tobytes())},
+        "values": {"bufferView": buf.add(values.astype("<f4").tobytes())},
     }
     return acc
 

@@ -232,5 +232,5 @@ def render_chart(panels: Sequence[Panel], title: str = "", panel_size: Tuple[int
         box = ((i * pw + margins[0]) * _SS, (top + margins[1]) * _SS,
                ((i + 1) * pw - margins[2]) * _SS, (top + ph - margins[3]) * _SS)
         _draw_panel(draw, panel, box, fonts)
-    img = img.resize((W, H), Image.LANCZOS)
+    img = img.reduce(_SS)  # the mean of each _SS × _SS block: the supersampling's antialiasing
     return np.asarray(img, dtype=np.uint8)
