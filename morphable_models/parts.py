@@ -15,6 +15,10 @@ labels on a photo:
   the mouth opening (by mesh topology when the mesh has a mouth hole, else along the inner contour);
 * skin: the rest of the face inside the jaw line (0-16) and a forehead arc up to the hairline, in
   front of the ears, not hidden in the frontal view: no neck, ears or scalp.
+
+This is the annotation a prepared model carries. A model with a table of MediaPipe's mesh points
+gets its brows, nose and lips drawn anew at load time with the front end's own polygons
+(:mod:`morphable_models.frontend_parts`); these rules stay its ``own_parts``.
 """
 from __future__ import annotations
 
