@@ -22,7 +22,7 @@ from morphable_models.errors import ModelError
 from morphable_models.frontend_parts import frontend_parts
 from morphable_models.landmark_embedding import embed_landmarks, packaged_embedding
 from morphable_models.mesh_landmarks import embed_mesh_landmarks, packaged_mesh_landmarks
-from morphable_models.model import PART_NAMES, MorphableModel
+from morphable_models.model import MorphableModel
 
 PathLike = Union[str, Path]
 CACHE_ENV = "PRDLFIT_CACHE"
@@ -77,26 +77,6 @@ class ModelInfo:
     part_sizes: Dict[str, int] = field(default_factory=dict)
     #: why it is not usable as is (stale cache, missing source), or empty
     note: str = ""
-
-    def summary(self) -> str:
-        """One line for ``prdlfit models list``."""
-        if not self.installed:
-            return f"{self.name:4s}  not installed  {self.note}  [{self.license}]"
-        return (f"{self.name:4s}  installed  {self.num_mesh_vertices} vertices (+{self.num_points - self.num_mesh_vertices}"
-                f" virtual), {self.num_id} id, {self.num_exp} exp, {self.units}  [{self.license}]")
-
-    def details(self) -> str:
-        """Several lines for ``prdlfit models info NAME``."""
-        rows = [("model", self.name), ("description", self.description), ("license", self.license),
-                ("installed", "yes" if self.installed else "no"), ("file", str(self.path or "-"))]
-        if self.num_points is not None:
-            rows += [("units", self.units), ("points", f"{self.num_points} ({self.num_mesh_vertices} mesh vertices)"),
-                     ("triangles", str(self.num_triangles)), ("identity dims", str(self.num_id)),
-                     ("expression dims", str(self.num_exp)),
-                     ("parts as prepared", ", ".join(f"{k} {self.part_sizes[k]}" for k in PART_NAMES if k in self.part_sizes))]
-        if self.note:
-            rows.append(("note", self.note))
-        return "\n".join(f"{k:16s} {v}" for k, v in rows)
 
 
 def models_dir(cache_dir: Optional[PathLike] = None) -> Path:
