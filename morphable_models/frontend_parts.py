@@ -40,18 +40,6 @@ from morphable_models.polygons import points_in_polygon
 DRAWN_PARTS = ("right_brow", "left_brow", "up_lip", "down_lip", "nose")
 
 
-def part_polygons(mesh: np.ndarray, brow_grow: float = T.BROW_GROW) -> Dict[str, np.ndarray]:
-    """Polygons [K, 2] of the drawn parts (and ``mouth`` for the opening) from mesh points [N, >=2]."""
-    return {
-        "right_brow": T.brow_polygon(mesh, T.RIGHT_BROW_UPPER, T.RIGHT_BROW_LOWER, brow_grow),
-        "left_brow": T.brow_polygon(mesh, T.LEFT_BROW_UPPER, T.LEFT_BROW_LOWER, brow_grow),
-        "up_lip": T.corner_points(mesh, T.UP_LIP),
-        "down_lip": T.corner_points(mesh, T.DOWN_LIP),
-        "nose": T.corner_points(mesh, T.NOSE),
-        "mouth": T.corner_points(mesh, T.INNER_MOUTH),
-    }
-
-
 def _inside(xy: np.ndarray, idx: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     """The indices ``idx`` whose points ``xy[idx]`` lie inside ``polygon`` (bounding box first)."""
     lo, hi = polygon.min(axis=0), polygon.max(axis=0)
@@ -115,7 +103,7 @@ def frontend_parts(model: MorphableModel, drawn: Sequence[str] = DRAWN_PARTS,
     mesh = np.full((int(ids.max()) + 1 if ids.size else 0, 2), np.nan)
     mesh[ids] = mean[model.mesh_landmarks.cpu().numpy(), :2]
     try:
-        polygons = part_polygons(mesh, brow_grow)
+        polygons = T.part_polygons(mesh, brow_grow)
     except IndexError:  # a table of a smaller mesh
         return model
     if not all(np.isfinite(polygons[p]).all() for p in list(drawn) + ["mouth"]):

@@ -96,3 +96,25 @@ def eye_polygons(mesh: np.ndarray, shrink: float = EYE_SHRINK) -> Tuple[np.ndarr
     """(right, left) eye polygons [16, 2], each pulled in by ``shrink`` of the outer-corner distance."""
     amount = -shrink * float(np.linalg.norm(mesh[263, :2] - mesh[33, :2]))
     return grow_polygon(corner_points(mesh, RIGHT_EYE), amount), grow_polygon(corner_points(mesh, LEFT_EYE), amount)
+
+
+def part_polygons(mesh: np.ndarray, brow_grow: float = BROW_GROW,
+                  eye_shrink: float = EYE_SHRINK) -> Dict[str, np.ndarray]:
+    """Every part's polygon [K, 2] from mesh points [N, >=2] (pixels, or a model's frontal projection).
+
+    Keys: the 8 part names of :data:`morphable_models.model.PART_NAMES` (``skin`` is the whole face
+    oval, before the other parts are cut out of it) and ``mouth``, the opening between the inner lip
+    contours. A corner at a point the mesh lacks (NaN) makes its polygon NaN there.
+    """
+    right_eye, left_eye = eye_polygons(mesh, eye_shrink)
+    return {
+        "right_eye": right_eye,
+        "left_eye": left_eye,
+        "right_brow": brow_polygon(mesh, RIGHT_BROW_UPPER, RIGHT_BROW_LOWER, brow_grow),
+        "left_brow": brow_polygon(mesh, LEFT_BROW_UPPER, LEFT_BROW_LOWER, brow_grow),
+        "nose": corner_points(mesh, NOSE),
+        "up_lip": corner_points(mesh, UP_LIP),
+        "down_lip": corner_points(mesh, DOWN_LIP),
+        "skin": corner_points(mesh, FACE_OVAL),
+        "mouth": corner_points(mesh, INNER_MOUTH),
+    }

@@ -41,18 +41,8 @@ def mesh_part_polygons(mesh: np.ndarray, brow_grow: float = BROW_GROW, eye_shrin
     Returns:
         {label: [K, 2] polygon}: skin (face oval), nose, brows, eyes, lips and inner mouth.
     """
-    right_eye, left_eye = T.eye_polygons(mesh, eye_shrink)
-    return {
-        L.SKIN: T.corner_points(mesh, T.FACE_OVAL),
-        L.NOSE: T.corner_points(mesh, T.NOSE),
-        L.RIGHT_BROW: T.brow_polygon(mesh, T.RIGHT_BROW_UPPER, T.RIGHT_BROW_LOWER, brow_grow),
-        L.LEFT_BROW: T.brow_polygon(mesh, T.LEFT_BROW_UPPER, T.LEFT_BROW_LOWER, brow_grow),
-        L.RIGHT_EYE: right_eye,
-        L.LEFT_EYE: left_eye,
-        L.UP_LIP: T.corner_points(mesh, T.UP_LIP),
-        L.DOWN_LIP: T.corner_points(mesh, T.DOWN_LIP),
-        L.INNER_MOUTH: T.corner_points(mesh, T.INNER_MOUTH),
-    }
+    polygons = T.part_polygons(mesh, brow_grow=brow_grow, eye_shrink=eye_shrink)
+    return {L.INNER_MOUTH if name == "mouth" else L.PART_LABELS[name]: poly for name, poly in polygons.items()}
 
 
 #: the vertices whose mean depth orders the painting of the inner parts
