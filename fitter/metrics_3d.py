@@ -101,6 +101,13 @@ class SurfaceQuery:
         ans = self.scene.compute_closest_points(self._q(points))
         return (ans["points"].numpy().astype(np.float64), ans["primitive_normals"].numpy().astype(np.float64))
 
+    def closest_barycentric(self, points: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """The closest surface point of each point [N, 3] as its triangle [N] (int64, row of the
+        triangles) and barycentric (u, v) [N, 2]: the point is (1 − u − v)·a + u·b + v·c of that
+        triangle's corners (a, b, c)."""
+        ans = self.scene.compute_closest_points(self._q(points))
+        return (ans["primitive_ids"].numpy().astype(np.int64), ans["primitive_uvs"].numpy().astype(np.float64))
+
 
 def _rotation_from_vector(w: np.ndarray) -> np.ndarray:
     """Rodrigues: the rotation [3, 3] by angle |w| about w / |w| (radians)."""

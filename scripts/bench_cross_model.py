@@ -22,6 +22,10 @@ Settings (each fitted as batches of ``--batch`` faces with ``Fitter(model, FitCo
 * ``paper``     landmarks + PRDL with the paper's weights and priors and the model's own landmark
                 vertices (``PAPER_LOSS_WEIGHTS``, ``model_landmarks="vertices"``): the fitter before
                 the real-face levers
+* ``oracle``    no photo: ICT fitted to the ground-truth scan itself (``fitter.scan_oracle``: identity,
+                expression and a similarity, ``ORACLE_ROUNDS`` closest-point rounds), scored by the
+                same protocol: the floor of the ICT model on these faces, which no fit from a photo
+                can go below (an upper bound of it: the solve stops after its rounds)
 
 ``--fit-option KEY=VALUE`` (FitConfig fields) and ``--loss NAME=W`` apply to every setting but
 ``mean``; ``lmk`` keeps prdl = 0.
@@ -54,9 +58,10 @@ import numpy as np
 import morphable_models
 from fitter.config import PAPER_FIT_OPTIONS, PAPER_LOSS_WEIGHTS, FitConfig, parse_fit_options, parse_loss_option
 from fitter.errors import ImageReadError, NoFaceError
-from fitter.metrics_3d import NOSE_TIP, crop_scan, now_error, sample_surface
+from fitter.metrics_3d import NOSE_TIP, crop_scan, now_error, sample_surface, umeyama
 from fitter.optimize import Fitter
 from fitter.outputs.atomic import write_bytes_atomic, write_text_atomic
+from fitter.scan_oracle import fit_to_scan
 from fitter.synthetic_photo import face_layout, random_style, render_photo
 from fitter.targets.pipeline import TargetConfig, build_targets
 from morphable_models.sfm import MAPPED_LANDMARKS
@@ -67,7 +72,9 @@ from report_io import emit  # noqa: E402
 #: setting -> (loss weights over the defaults, FitConfig options); ``paper``: the paper's weights and
 #: priors with the model's own landmark vertices (the fitter before the real-face levers)
 SETTINGS = {"mean": ({"prdl": 0.0}, {}), "lmk": ({"prdl": 0.0}, {}), "lmk+prdl": ({}, {}),
-            "paper": (dict(PAPER_LOSS_WEIGHTS), dict(PAPER_FIT_OPTIONS))}
+            "paper": (dict(PAPER_LOSS_WEIGHTS), dict(PAPER_FIT_OPTIONS)), "oracle": ({}, {})}
+#: closest-point rounds of the ``oracle`` setting (``fitter.scan_oracle.fit_to_scan``)
+ORACLE_ROUNDS = 30
 EXPRESSIONS_PER_IDENTITY = 7  # neutral + the SFM's 6 blendshapes
 YAW_BINS = ((0.0, 20.0), (20.0, 40.0), (40.0, 60.0 + 1e-6))
 
@@ -137,6 +144,18 @@ def score_mesh(ict, sfm, pred_mm: np.ndarray, case: Case, icp_iters: int) -> flo
     return now_error(pred_mm, ict.triangles.cpu().numpy(), ict.landmarks68.cpu().numpy()[idx], case.gt_vertices,
                      sfm.triangles.cpu().numpy(), sfm.landmarks68.cpu().numpy()[idx],
                      int(sfm.landmarks68[NOSE_TIP]), icp_iters=icp_iters, scan=case.scan).mean_mm
+
+
+def run_oracle(ict, sfm, cases: List[Case], args) -> List[CaseScore]:
+    """ICT fitted to each case's scan (``fitter.scan_oracle.fit_to_scan``), scored like a fit."""
+    idx = np.asarray(MAPPED_LANDMARKS)
+    mean_mm = ict.mean[: ict.num_mesh_vertices].cpu().numpy().astype(np.float64) * ict.mm_per_unit
+    out = []
+    for c in cases:
+        start = umeyama(mean_mm[ict.landmarks68.cpu().numpy()[idx]], c.gt_vertices[sfm.landmarks68.cpu().numpy()[idx]])
+        fit = fit_to_scan(ict, c.scan, start, rounds=ORACLE_ROUNDS)
+        out.append(CaseScore(score_mesh(ict, sfm, fit.vertices_mm, c, args.icp_iters), float(fit.exp_coeffs.sum()), None))
+    return out
 
 
 def run_setting(ict_fit, ict, sfm, cases: List[Case], cfg: FitConfig, args) -> List[CaseScore]:
@@ -282,7 +301,7 @@ def main(argv=None) -> int:
     secs: Dict[str, float] = {}
     for name in args.settings:
         w, opts = dict(SETTINGS[name][0]), dict(SETTINGS[name][1])
-        if name not in ("mean", "paper"):
+        if name not in ("mean", "paper", "oracle"):
             w.update(args.losses)
             opts.update(args.options)
             if name == "lmk":
@@ -290,9 +309,10 @@ def main(argv=None) -> int:
         cfg = FitConfig(loss_weights=w, iters=0 if name == "mean" else args.iters, rigid_iters=args.rigid_iters,
                         device=args.device, **opts)
         t1 = time.perf_counter()
-        rows[name] = run_setting(ict_fit, ict, sfm, cases, cfg, args)
+        rows[name] = run_oracle(ict, sfm, cases, args) if name == "oracle" else run_setting(ict_fit, ict, sfm, cases, cfg, args)
         secs[name] = time.perf_counter() - t1
-        weights[name] = ", ".join(f"{k}={v:g}" for k, v in cfg.loss_weights.items() if v > 0)
+        weights[name] = ("fitted to the scan" if name == "oracle"
+                         else ", ".join(f"{k}={v:g}" for k, v in cfg.loss_weights.items() if v > 0))
         print(f"{name}: {secs[name]:.0f} s, 3D error {fmt_pm([s.mm for s in rows[name]])} mm", file=sys.stderr)
         if args.out:
             write_text_atomic(args.out, header + report(cases, base, rows, weights, secs) + "\n")

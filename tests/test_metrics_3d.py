@@ -101,3 +101,14 @@ def test_crop_and_distance_helpers(o3d):
     assert len(crop_scan(pts, np.zeros(3), radius=5.0)) == 2
     T = rigid_icp(pts[:2] + np.array([0, 0, 0.0]), q, iters=0)
     np.testing.assert_allclose(T.R, np.eye(3))
+
+
+def test_closest_barycentric_rebuilds_the_closest_point(o3d):
+    v, tri = grid_mesh(height=bumpy)
+    q = SurfaceQuery(v, tri)
+    pts = np.random.default_rng(0).uniform(-100, 100, (50, 3))
+    ids, uv = q.closest_barycentric(pts)
+    corners = v[tri[ids]]  # [N, 3, 3]
+    rebuilt = (1 - uv.sum(1, keepdims=True)) * corners[:, 0] + uv[:, :1] * corners[:, 1] + uv[:, 1:] * corners[:, 2]
+    closest, _ = q.closest(pts)
+    np.testing.assert_allclose(rebuilt, closest, atol=1e-3)
