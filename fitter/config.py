@@ -139,8 +139,9 @@ class FitConfig:
             from 60° on, rising quadratically between); 0 = the same prior at every pose (the paper). The
             default 9 (a factor of 10 at profile) was chosen on the cross-model calibration split.
         exp_sparse_scale: expression name -> factor of the sparse prior ``exp_sparse`` on that
-            shape (missing names: 1; names the model lacks are ignored), e.g. a smaller factor for
-            shapes the landmarks measure directly (the eye blinks).
+            shape (missing names: 1; names the model lacks are ignored). A value replaces the whole
+            default table (:data:`DEFAULT_EXP_SPARSE_SCALE`, the downward gaze ×5): a config that adds
+            a factor and keeps the default names both; ``{}`` prices every shape alike.
         exp_sparse_gamma: None (plain L1) or γ > 0: the sparse expression prior becomes the minimax
             concave penalty with this γ (in units of each shape's std; for blendshape weights in
             [0, 1], γ = 1 fades the pull from full at 0 to none at 1), so small weights still go
