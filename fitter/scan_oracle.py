@@ -49,7 +49,7 @@ class ScanFit:
 
 
 def fit_to_scan(model: MorphableModel, scan_mm: np.ndarray, start: Similarity, rounds: int = 20,
-                prior: float = 1e-3) -> ScanFit:
+                prior: float = 1e-3, expressions: bool = True) -> ScanFit:
     """Fit ``model`` (identity, expression and a similarity) to ``scan_mm`` (see the module docstring).
 
     Each round finds every scan point's closest point on the posed model surface (a triangle and
@@ -63,6 +63,7 @@ def fit_to_scan(model: MorphableModel, scan_mm: np.ndarray, start: Similarity, r
         start: the similarity that takes the model's mean (mm) onto the scan's frame (e.g. Umeyama on
             landmarks, as ``now_error`` starts).
         rounds: closest-point searches; prior: λ (mm² per squared identity standard deviation).
+        expressions: False holds every expression weight at 0 (the identity space's own floor).
     Returns:
         :class:`ScanFit`.
     """
@@ -72,12 +73,12 @@ def fit_to_scan(model: MorphableModel, scan_mm: np.ndarray, start: Similarity, r
     nv = model.num_mesh_vertices
     mm = float(model.mm_per_unit)
     mean = model.mean[:nv].detach().cpu().double().numpy() * mm  # [V, 3]
-    k_id, k_exp = model.num_id, model.num_exp
+    k_id, k_exp = model.num_id, (model.num_exp if expressions else 0)
     basis = np.concatenate([model.id_basis[:, :nv].detach().cpu().double().numpy(),
-                            model.exp_basis[:, :nv].detach().cpu().double().numpy()]) * mm  # [K, V, 3]
+                            model.exp_basis[:k_exp, :nv].detach().cpu().double().numpy()]) * mm  # [K, V, 3]
     id_std = model.id_std.detach().cpu().double().numpy()
-    lower = np.r_[np.full(k_id, -np.inf), model.exp_lower.detach().cpu().double().numpy()]
-    upper = np.r_[np.full(k_id, np.inf), model.exp_upper.detach().cpu().double().numpy()]
+    lower = np.r_[np.full(k_id, -np.inf), model.exp_lower[:k_exp].detach().cpu().double().numpy()]
+    upper = np.r_[np.full(k_id, np.inf), model.exp_upper[:k_exp].detach().cpu().double().numpy()]
     ridge = np.r_[np.sqrt(prior) / id_std, np.zeros(k_exp)]  # rows of the prior, per coefficient
     tris = model.triangles.detach().cpu().numpy().astype(np.int64)
     coeffs = np.zeros(k_id + k_exp)
@@ -106,4 +107,6 @@ def fit_to_scan(model: MorphableModel, scan_mm: np.ndarray, start: Similarity, r
         coeffs = lsq_linear(U, np.linalg.solve(U.T, A.T @ b), bounds=(lower, upper), method="bvls").x
     shape = mean + np.einsum("k,kvc->vc", coeffs, basis)
     err = float(SurfaceQuery(sim.apply(shape), tris).distance(scan).mean())
-    return ScanFit(shape, coeffs[:k_id], coeffs[k_id:], err)
+    exp_coeffs = np.zeros(model.num_exp)
+    exp_coeffs[:k_exp] = coeffs[k_id:]
+    return ScanFit(shape, coeffs[:k_id], exp_coeffs, err)

@@ -26,6 +26,8 @@ Settings (each fitted as batches of ``--batch`` faces with ``Fitter(model, FitCo
                 expression and a similarity, ``ORACLE_ROUNDS`` closest-point rounds), scored by the
                 same protocol: the floor of the ICT model on these faces, which no fit from a photo
                 can go below (an upper bound of it: the solve stops after its rounds)
+* ``oracle-id`` the same with every expression weight held at 0: the floor of ICT's identity space alone
+                (what a fit that keeps a neutral face exactly neutral could reach)
 
 ``--fit-option KEY=VALUE`` (FitConfig fields) and ``--loss NAME=W`` apply to every setting but
 ``mean``; ``lmk`` keeps prdl = 0.
@@ -72,7 +74,8 @@ from report_io import emit  # noqa: E402
 #: setting -> (loss weights over the defaults, FitConfig options); ``paper``: the paper's weights and
 #: priors with the model's own landmark vertices (the fitter before the real-face levers)
 SETTINGS = {"mean": ({"prdl": 0.0}, {}), "lmk": ({"prdl": 0.0}, {}), "lmk+prdl": ({}, {}),
-            "paper": (dict(PAPER_LOSS_WEIGHTS), dict(PAPER_FIT_OPTIONS)), "oracle": ({}, {})}
+            "paper": (dict(PAPER_LOSS_WEIGHTS), dict(PAPER_FIT_OPTIONS)), "oracle": ({}, {}), "oracle-id": ({}, {})}
+ORACLES = ("oracle", "oracle-id")
 #: closest-point rounds of the ``oracle`` setting (``fitter.scan_oracle.fit_to_scan``)
 ORACLE_ROUNDS = 30
 EXPRESSIONS_PER_IDENTITY = 7  # neutral + the SFM's 6 blendshapes
@@ -146,14 +149,14 @@ def score_mesh(ict, sfm, pred_mm: np.ndarray, case: Case, icp_iters: int) -> flo
                      int(sfm.landmarks68[NOSE_TIP]), icp_iters=icp_iters, scan=case.scan).mean_mm
 
 
-def run_oracle(ict, sfm, cases: List[Case], args) -> List[CaseScore]:
+def run_oracle(ict, sfm, cases: List[Case], args, expressions: bool = True) -> List[CaseScore]:
     """ICT fitted to each case's scan (``fitter.scan_oracle.fit_to_scan``), scored like a fit."""
     idx = np.asarray(MAPPED_LANDMARKS)
     mean_mm = ict.mean[: ict.num_mesh_vertices].cpu().numpy().astype(np.float64) * ict.mm_per_unit
     out = []
     for c in cases:
         start = umeyama(mean_mm[ict.landmarks68.cpu().numpy()[idx]], c.gt_vertices[sfm.landmarks68.cpu().numpy()[idx]])
-        fit = fit_to_scan(ict, c.scan, start, rounds=ORACLE_ROUNDS)
+        fit = fit_to_scan(ict, c.scan, start, rounds=ORACLE_ROUNDS, expressions=expressions)
         out.append(CaseScore(score_mesh(ict, sfm, fit.vertices_mm, c, args.icp_iters), float(fit.exp_coeffs.sum()), None))
     return out
 
@@ -301,7 +304,7 @@ def main(argv=None) -> int:
     secs: Dict[str, float] = {}
     for name in args.settings:
         w, opts = dict(SETTINGS[name][0]), dict(SETTINGS[name][1])
-        if name not in ("mean", "paper", "oracle"):
+        if name not in ("mean", "paper") + ORACLES:
             w.update(args.losses)
             opts.update(args.options)
             if name == "lmk":
@@ -309,9 +312,11 @@ def main(argv=None) -> int:
         cfg = FitConfig(loss_weights=w, iters=0 if name == "mean" else args.iters, rigid_iters=args.rigid_iters,
                         device=args.device, **opts)
         t1 = time.perf_counter()
-        rows[name] = run_oracle(ict, sfm, cases, args) if name == "oracle" else run_setting(ict_fit, ict, sfm, cases, cfg, args)
+        rows[name] = (run_oracle(ict, sfm, cases, args, expressions=name == "oracle") if name in ORACLES
+                      else run_setting(ict_fit, ict, sfm, cases, cfg, args))
         secs[name] = time.perf_counter() - t1
-        weights[name] = ("fitted to the scan" if name == "oracle"
+        weights[name] = ({"oracle": "fitted to the scan", "oracle-id": "fitted to the scan, expressions 0"}[name]
+                         if name in ORACLES
                          else ", ".join(f"{k}={v:g}" for k, v in cfg.loss_weights.items() if v > 0))
         print(f"{name}: {secs[name]:.0f} s, 3D error {fmt_pm([s.mm for s in rows[name]])} mm", file=sys.stderr)
         if args.out:

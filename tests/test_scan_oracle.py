@@ -40,6 +40,10 @@ def test_the_oracle_recovers_a_face_of_its_own_model(ict):
     assert fit.mean_mm < 0.15 * base
     assert fit.exp_coeffs[smile].min() > 0.3
     assert fit.exp_coeffs.min() >= 0.0 and fit.vertices_mm.shape == (nv, 3)
+    # identity alone: no expression weight, and the smile it cannot make costs accuracy
+    still = fit_to_scan(ict, scan, umeyama(mean[lmk[17:]], gt[lmk[17:]]), rounds=20, expressions=False)
+    assert not still.exp_coeffs.any() and still.exp_coeffs.shape == (ict.num_exp,)
+    assert still.mean_mm > 1.2 * fit.mean_mm, (still.mean_mm, fit.mean_mm)
 
 
 def test_a_bad_scan_is_refused(ict):
