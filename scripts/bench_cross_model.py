@@ -30,7 +30,7 @@ Settings (each fitted as batches of ``--batch`` faces with ``Fitter(model, FitCo
                 (what a fit that keeps a neutral face exactly neutral could reach)
 
 ``--fit-option KEY=VALUE`` (FitConfig fields) and ``--loss NAME=W`` apply to every setting but
-``mean``; ``lmk`` keeps prdl = 0.
+``mean`` and the oracles; ``lmk`` keeps prdl = 0.
 
 Score (``fitter.metrics_3d.now_error``, NoW-style, mm): the fitted ICT mesh (model space, cm ->
 mm) is aligned by a similarity on the 50 iBUG landmarks the SFM maps (``sfm.MAPPED_LANDMARKS``:
@@ -74,8 +74,9 @@ from report_io import emit  # noqa: E402
 #: setting -> (loss weights over the defaults, FitConfig options); ``paper``: the paper's weights and
 #: priors with the model's own landmark vertices (the fitter before the real-face levers)
 SETTINGS = {"mean": ({"prdl": 0.0}, {}), "lmk": ({"prdl": 0.0}, {}), "lmk+prdl": ({}, {}),
-            "paper": (dict(PAPER_LOSS_WEIGHTS), dict(PAPER_FIT_OPTIONS)), "oracle": ({}, {}), "oracle-id": ({}, {})}
-ORACLES = ("oracle", "oracle-id")
+            "paper": (dict(PAPER_LOSS_WEIGHTS), dict(PAPER_FIT_OPTIONS))}
+#: the settings that fit no photo (``run_oracle``) -> what their weights column says
+ORACLES = {"oracle": "fitted to the scan", "oracle-id": "fitted to the scan, expressions 0"}
 #: closest-point rounds of the ``oracle`` setting (``fitter.scan_oracle.fit_to_scan``)
 ORACLE_ROUNDS = 30
 EXPRESSIONS_PER_IDENTITY = 7  # neutral + the SFM's 6 blendshapes
@@ -149,10 +150,10 @@ def score_mesh(ict, sfm, pred_mm: np.ndarray, case: Case, icp_iters: int) -> flo
                      int(sfm.landmarks68[NOSE_TIP]), icp_iters=icp_iters, scan=case.scan).mean_mm
 
 
-def run_oracle(ict, sfm, cases: List[Case], args, expressions: bool = True) -> List[CaseScore]:
-    """ICT fitted to each case's scan (``fitter.scan_oracle.fit_to_scan``), scored like a fit."""
+def run_oracle(ict, sfm, cases: List[Case], args, mean_mm: np.ndarray, expressions: bool = True) -> List[CaseScore]:
+    """ICT fitted to each case's scan (``fitter.scan_oracle.fit_to_scan``), started from the mean face
+    ``mean_mm`` [V, 3] (mm) on the landmarks, scored like a fit."""
     idx = np.asarray(MAPPED_LANDMARKS)
-    mean_mm = ict.mean[: ict.num_mesh_vertices].cpu().numpy().astype(np.float64) * ict.mm_per_unit
     out = []
     for c in cases:
         start = umeyama(mean_mm[ict.landmarks68.cpu().numpy()[idx]], c.gt_vertices[sfm.landmarks68.cpu().numpy()[idx]])
@@ -242,7 +243,7 @@ def parse_args(argv=None):
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--rigid-iters", type=int, default=50)
     ap.add_argument("--batch", type=int, default=7, help="faces per vectorized fit")
-    ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS) + list(ORACLES))
     ap.add_argument("--fit-option", action="append", default=[], metavar="KEY=VALUE",
                     help="FitConfig field for every setting but mean (value parsed as JSON when it parses), repeatable")
     ap.add_argument("--loss", action="append", default=[], metavar="NAME=W",
@@ -303,21 +304,22 @@ def main(argv=None) -> int:
     weights: Dict[str, str] = {}
     secs: Dict[str, float] = {}
     for name in args.settings:
-        w, opts = dict(SETTINGS[name][0]), dict(SETTINGS[name][1])
-        if name not in ("mean", "paper") + ORACLES:
-            w.update(args.losses)
-            opts.update(args.options)
-            if name == "lmk":
-                w["prdl"] = 0.0
-        cfg = FitConfig(loss_weights=w, iters=0 if name == "mean" else args.iters, rigid_iters=args.rigid_iters,
-                        device=args.device, **opts)
         t1 = time.perf_counter()
-        rows[name] = (run_oracle(ict, sfm, cases, args, expressions=name == "oracle") if name in ORACLES
-                      else run_setting(ict_fit, ict, sfm, cases, cfg, args))
+        if name in ORACLES:
+            rows[name] = run_oracle(ict, sfm, cases, args, mean_mm, expressions=name == "oracle")
+            weights[name] = ORACLES[name]
+        else:
+            w, opts = dict(SETTINGS[name][0]), dict(SETTINGS[name][1])
+            if name not in ("mean", "paper"):
+                w.update(args.losses)
+                opts.update(args.options)
+                if name == "lmk":
+                    w["prdl"] = 0.0
+            cfg = FitConfig(loss_weights=w, iters=0 if name == "mean" else args.iters, rigid_iters=args.rigid_iters,
+                            device=args.device, **opts)
+            rows[name] = run_setting(ict_fit, ict, sfm, cases, cfg, args)
+            weights[name] = ", ".join(f"{k}={v:g}" for k, v in cfg.loss_weights.items() if v > 0)
         secs[name] = time.perf_counter() - t1
-        weights[name] = ({"oracle": "fitted to the scan", "oracle-id": "fitted to the scan, expressions 0"}[name]
-                         if name in ORACLES
-                         else ", ".join(f"{k}={v:g}" for k, v in cfg.loss_weights.items() if v > 0))
         print(f"{name}: {secs[name]:.0f} s, 3D error {fmt_pm([s.mm for s in rows[name]])} mm", file=sys.stderr)
         if args.out:
             write_text_atomic(args.out, header + report(cases, base, rows, weights, secs) + "\n")
