@@ -62,7 +62,8 @@ from fitter.config import PAPER_FIT_OPTIONS, PAPER_LOSS_WEIGHTS, FitConfig, pars
 from fitter.errors import ImageReadError, NoFaceError
 from fitter.metrics_3d import NOSE_TIP, crop_scan, now_error, sample_surface, umeyama
 from fitter.optimize import Fitter
-from fitter.outputs.atomic import write_bytes_atomic, write_text_atomic
+from fitter.outputs.atomic import write_text_atomic
+from fitter.outputs.writer import write_png
 from fitter.scan_oracle import fit_to_scan
 from fitter.synthetic_photo import face_layout, random_style, render_photo
 from fitter.targets.pipeline import TargetConfig, build_targets
@@ -125,10 +126,7 @@ def make_cases(sfm, args, folder: str) -> List[Case]:
                              style=random_style(rng), layout=layout)
         name = f"id{args.seed0 + ident}-{expression}"
         path = os.path.join(folder, f"{i:03d}_{name}.png")
-        import cv2
-
-        ok, buf = cv2.imencode(".png", cv2.cvtColor(photo.image, cv2.COLOR_RGB2BGR))
-        write_bytes_atomic(path, buf.tobytes())
+        write_png(path, photo.image)
         scan = crop_scan(sample_surface(photo.vertices_model, tris, args.scan_points, seed=i),
                          photo.vertices_model[nose])
         case = Case(name, expression, yaw, pitch, photo.vertices_model, scan, path)

@@ -32,7 +32,7 @@ import morphable_models
 from fitter.config import FitConfig, parse_fit_options, parse_loss_option
 from fitter.errors import ImageReadError, NoFaceError
 from fitter.optimize import Fitter
-from fitter.outputs.atomic import write_bytes_atomic
+from fitter.outputs.writer import write_png
 from fitter.synthetic import EXPRESSIONS
 from fitter.synthetic_photo import face_layout, random_style, render_photo
 from fitter.targets.pipeline import TargetConfig, build_targets
@@ -68,8 +68,6 @@ def main(argv=None) -> int:
     names = list(render_model.exp_names)
     folder = tempfile.TemporaryDirectory(prefix="bench_eye_closure_")
     targets, truth, labels, failures = [], [], [], []
-    import cv2
-
     for i in range(args.cases):
         seed = args.seed0 + i
         rng = np.random.default_rng(seed)
@@ -82,8 +80,7 @@ def main(argv=None) -> int:
         photo = render_photo(render_model, id_c, exp_c, (pitch, yaw, 0.0), size=512, style=random_style(rng),
                              layout=layout)
         path = os.path.join(folder.name, f"{seed}.png")
-        ok, buf = cv2.imencode(".png", cv2.cvtColor(photo.image, cv2.COLOR_RGB2BGR))
-        write_bytes_atomic(path, buf.tobytes())
+        write_png(path, photo.image)
         label = f"{seed} {preset} yaw {yaw:+.0f}"
         try:
             targets.append(build_targets(path, TargetConfig())[0])
