@@ -62,7 +62,7 @@ PAPER_LOSS_WEIGHTS: Dict[str, float] = {**DEFAULT_LOSS_WEIGHTS, "lmk": 1.6e-3, "
 #: The FitConfig fields (besides the weights) that undo our other real-face levers for the paper's
 #: setup: ``FitConfig(loss_weights=PAPER_LOSS_WEIGHTS, **PAPER_FIT_OPTIONS)``.
 PAPER_FIT_OPTIONS: Dict[str, object] = {"model_landmarks": "vertices", "model_parts": "rules",
-                                        "profile_id_prior": 0.0, "exp_sparse_gamma": None,
+                                        "profile_id_prior": 0.0, "profile_exp_prior": 0.0, "exp_sparse_gamma": None,
                                         "mesh_region_weights": {}}
 
 #: the PRDL anchor grid of a fit, (W, H) anchors (BENCHMARKS.md "Session 14": 16×16 fits as well as 32×32 at
@@ -138,6 +138,10 @@ class FitConfig:
             per face by ``fitter.losses.profile_factor`` of the current yaw (1 up to 30°, 1 + gain
             from 60° on, rising quadratically between); 0 = the same prior at every pose (the paper). The
             default 9 (a factor of 10 at profile) was chosen on the cross-model calibration split.
+        profile_exp_prior: the same gain for both expression priors (``exp_prior``, ``exp_sparse``;
+            session 18): at profile the detector's errors went into expressions as well, giving
+            neutral faces expression sums of 2-5. The default 9 makes the two priors grow alike,
+            i.e. one detector noise that grows with yaw; 0 = the same priors at every pose.
         exp_sparse_scale: expression name -> factor of the sparse prior ``exp_sparse`` on that
             shape (missing names: 1; names the model lacks are ignored). A value replaces the whole
             default table (:data:`DEFAULT_EXP_SPARSE_SCALE`, the downward gaze ×5): a config that adds
@@ -185,6 +189,7 @@ class FitConfig:
     exp_sparse_scale: Dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EXP_SPARSE_SCALE))
     jaw_landmark_weight: Optional[float] = None
     profile_id_prior: float = 9.0
+    profile_exp_prior: float = 9.0
     exp_sparse_gamma: Optional[float] = DEFAULT_EXP_SPARSE_GAMMA
     mesh_region_weights: Dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MESH_REGION_WEIGHTS))
 
@@ -221,6 +226,7 @@ class FitConfig:
         self.lr_decay = check_float("lr_decay", self.lr_decay, lo=0.0, hi=1.0, lo_open=True)
         self.rel_tol = check_float("rel_tol", self.rel_tol, lo=0.0)
         self.profile_id_prior = check_float("profile_id_prior", self.profile_id_prior, lo=0.0)
+        self.profile_exp_prior = check_float("profile_exp_prior", self.profile_exp_prior, lo=0.0)
         if self.exp_sparse_gamma is not None:
             self.exp_sparse_gamma = check_float("exp_sparse_gamma", self.exp_sparse_gamma, lo=0.0, lo_open=True)
         if self.jaw_landmark_weight is not None:

@@ -226,6 +226,8 @@ class LossContext:
     part_support: Optional[Tensor] = None
     #: [B] factor of the identity prior per face (:func:`fitter.losses.profile_factor`; None = 1).
     id_prior_scale: Optional[Tensor] = None
+    #: [B] factor of both expression priors per face (the same function, its own gain; None = 1).
+    exp_prior_scale: Optional[Tensor] = None
     _prdl_parts: Optional[Tensor] = None
 
     def prdl_parts(self) -> Tensor:
@@ -289,12 +291,14 @@ def _id_prior(ctx: LossContext) -> Tensor:
 
 
 def _exp_prior(ctx: LossContext) -> Tensor:
-    return L.gaussian_prior(ctx.exp_coeffs, ctx.model.exp_std[: ctx.exp_coeffs.shape[1]])
+    value = L.gaussian_prior(ctx.exp_coeffs, ctx.model.exp_std[: ctx.exp_coeffs.shape[1]])
+    return value if ctx.exp_prior_scale is None else value * ctx.exp_prior_scale
 
 
 def _exp_sparse(ctx: LossContext) -> Tensor:
-    return L.l1_prior(ctx.exp_coeffs, ctx.model.exp_std[: ctx.exp_coeffs.shape[1]], ctx.exp_sparse_weights,
-                      ctx.exp_sparse_gamma)
+    value = L.l1_prior(ctx.exp_coeffs, ctx.model.exp_std[: ctx.exp_coeffs.shape[1]], ctx.exp_sparse_weights,
+                       ctx.exp_sparse_gamma)
+    return value if ctx.exp_prior_scale is None else value * ctx.exp_prior_scale
 
 
 def _segmentation(fn: Callable) -> Callable[[LossContext], Tensor]:

@@ -79,7 +79,7 @@ class Fitter:
                                              for n in m.exp_names[: self.space.num_exp]], device=dev),
             support_radius=cfg.support_radius, area_weights=cfg.point_weights == "area",
             profile_id_gain=cfg.profile_id_prior, exp_sparse_gamma=cfg.exp_sparse_gamma,
-            mesh_point_weights=self._mesh_point_weights(cfg))
+            mesh_point_weights=self._mesh_point_weights(cfg), profile_exp_gain=cfg.profile_exp_prior)
 
     # ------------------------------------------------------------------ public
     def fit(self, inputs: Union[Inputs, Sequence[Inputs]],

@@ -73,8 +73,8 @@ COMPARISON_WEIGHTS: Dict[str, float] = {
 LMK_WEIGHT = PAPER_LOSS_WEIGHTS["lmk"]
 #: (the landmark-derived closure terms are off there too: they are landmark information)
 PAPER_PRIORS = {k: PAPER_LOSS_WEIGHTS[k] for k in ("id_prior", "exp_prior", "exp_sparse", "eye_closure", "lip_closure")}
-#: ... and the same identity prior at every yaw (the paper's)
-PAPER_PRIOR_OPTIONS = {"profile_id_prior": PAPER_FIT_OPTIONS["profile_id_prior"]}
+#: ... and the same priors at every yaw (the paper's)
+PAPER_PRIOR_OPTIONS = {k: PAPER_FIT_OPTIONS[k] for k in ("profile_id_prior", "profile_exp_prior")}
 
 
 @dataclass

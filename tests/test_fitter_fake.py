@@ -117,6 +117,32 @@ def test_profile_id_prior_scales_the_identity_prior_by_the_head_yaw(model):
         replace(CFG, profile_id_prior=-1.0)
 
 
+def test_profile_exp_prior_scales_both_expression_priors_by_the_head_yaw(model):
+    """The expression priors' own gain: the same factor of the fitted yaw on exp_prior and
+    exp_sparse, none on a frontal face, none on the identity prior; the turned fit's expression
+    shrinks."""
+    turned = _target(model, euler=(0.0, 45.0, 0.0))
+    frontal = _target(model, euler=(0.0, 0.0, 0.0))
+    weights = {**CFG.loss_weights, "exp_prior": 0.01, "exp_sparse": 0.05}
+    cfg = replace(CFG, loss_weights=weights, iters=40, profile_exp_prior=0.0)
+    base, prof = Fitter(model, cfg), Fitter(model, replace(cfg, profile_exp_prior=8.0))
+    fit = base.fit(turned)
+    assert 35.0 < fit.euler_deg[1] < 55.0
+    args = (fit.id_coeffs, fit.exp_coeffs, fit.rotation, fit.translation)
+    plain, scaled = base.evaluate(turned, *args), prof.evaluate(turned, *args)
+    factor = 1.0 + 8.0 * ((abs(fit.euler_deg[1]) - 30.0) / 30.0) ** 2
+    for term in ("exp_prior", "exp_sparse"):
+        assert plain[term] > 0
+        assert scaled[term] == pytest.approx(plain[term] * factor, rel=1e-4)
+    assert scaled["id_prior"] == pytest.approx(plain["id_prior"])
+    flat = base.fit(frontal)
+    flat_args = (flat.id_coeffs, flat.exp_coeffs, flat.rotation, flat.translation)
+    assert prof.evaluate(frontal, *flat_args)["exp_sparse"] == pytest.approx(base.evaluate(frontal, *flat_args)["exp_sparse"])
+    assert np.abs(prof.fit(turned).exp_coeffs).sum() < np.abs(fit.exp_coeffs).sum()
+    with pytest.raises(ValueError, match="profile_exp_prior"):
+        replace(CFG, profile_exp_prior=-1.0)
+
+
 def test_a_batch_fits_each_face_as_if_alone(model):
     a, b = _target(model), _target(model, id_c=(-1.0, 0.5), exp_c=0.8, euler=(-5.0, 20.0, 0.0))
     cfg = replace(CFG, iters=30)

@@ -86,6 +86,7 @@ class ForwardPass:
         support_radius: pixels (< 0: no label support). area_weights: PRDL's f_ave weighted by area.
         profile_id_gain: the identity prior's factor at profile (:func:`fitter.losses.profile_factor`
             of the current head yaw; 0 = off).
+        profile_exp_gain: the same for both expression priors (``exp_prior`` and ``exp_sparse``).
         exp_sparse_gamma: MCP's γ of the sparse expression prior (None = plain L1).
         mesh_point_weights: [478] factors of the mesh term per front-end mesh point (None = all 1).
     """
@@ -93,7 +94,7 @@ class ForwardPass:
     def __init__(self, space: ParamSpace, tables: PartTables, part_weights: Tensor, landmark_weights: Tensor,
                  exp_sparse_weights: Tensor, support_radius: int = 1, area_weights: bool = True,
                  profile_id_gain: float = 0.0, exp_sparse_gamma: Optional[float] = None,
-                 mesh_point_weights: Optional[Tensor] = None):
+                 mesh_point_weights: Optional[Tensor] = None, profile_exp_gain: float = 0.0):
         self.space, self.model, self.tables = space, space.model, tables
         self.part_weights = part_weights
         self.landmark_weights = landmark_weights
@@ -101,6 +102,7 @@ class ForwardPass:
         self.support_radius = support_radius
         self.area_weights = area_weights
         self.profile_id_gain = profile_id_gain
+        self.profile_exp_gain = profile_exp_gain
         self.exp_sparse_gamma = exp_sparse_gamma
         self.mesh_point_weights = mesh_point_weights
         self._kept_shape: Optional[Tuple[Tensor, Tensor, Tensor]] = None  # (id, exp, points): see _shape
@@ -193,8 +195,12 @@ class ForwardPass:
             mesh_point_weights=self.mesh_point_weights,
             pred_weights=pred_weights, part_support=visibility.support,
         )
-        if self.profile_id_gain > 0 and terms.get("id_prior", 0) > 0:
-            ctx.id_prior_scale = L.profile_factor(matrix_to_euler(R.detach())[:, 1], self.profile_id_gain)
+        if self.profile_id_gain > 0 or self.profile_exp_gain > 0:
+            yaw = matrix_to_euler(R.detach())[:, 1]
+            if self.profile_id_gain > 0 and terms.get("id_prior", 0) > 0:
+                ctx.id_prior_scale = L.profile_factor(yaw, self.profile_id_gain)
+            if self.profile_exp_gain > 0 and (terms.get("exp_prior", 0) > 0 or terms.get("exp_sparse", 0) > 0):
+                ctx.exp_prior_scale = L.profile_factor(yaw, self.profile_exp_gain)
         if colour:
             gain, ctx.sh = colour
             base = m.albedo if m.albedo is not None else torch.ones_like(m.mean)
