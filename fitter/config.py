@@ -140,8 +140,9 @@ class FitConfig:
             default 9 (a factor of 10 at profile) was chosen on the cross-model calibration split.
         profile_exp_prior: the same gain for both expression priors (``exp_prior``, ``exp_sparse``;
             session 18): at profile the detector's errors went into expressions as well, giving
-            neutral faces expression sums of 2-5. The default 9 makes the two priors grow alike,
-            i.e. one detector noise that grows with yaw; 0 = the same priors at every pose.
+            the cross-model benchmark's neutral faces turned 40-60° expression sums of 1-5. The
+            default 9 (chosen on the cross-model choice split) makes all three priors grow alike, the
+            same as one detector noise that grows with yaw; 0 = the same priors at every pose.
         exp_sparse_scale: expression name -> factor of the sparse prior ``exp_sparse`` on that
             shape (missing names: 1; names the model lacks are ignored). A value replaces the whole
             default table (:data:`DEFAULT_EXP_SPARSE_SCALE`, the downward gaze ×5): a config that adds
