@@ -2,10 +2,13 @@
 
 Helpers more than one test module uses live here (test modules import them with ``from conftest
 import ...``, never from each other): the fake sphere model and fit of the output tests, the OBJ
-reader, and the batch tests' photo corpus.
+reader, the batch tests' photo corpus, and the loader of the scripts under test.
 """
+import importlib.util
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -17,6 +20,20 @@ from fitter.targets.types import CropTransform, Targets
 from morphable_models.model import PART_NAMES, MorphableModel
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` imported as a module (the scripts are not a package): their folder goes on
+    ``sys.path`` for their sibling imports, and the module into ``sys.modules`` under ``name`` (a
+    dataclass looks its module up there while it is built)."""
+    folder = REPO / "scripts"
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def shared_dir() -> Path:

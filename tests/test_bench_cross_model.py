@@ -1,22 +1,12 @@
 """scripts/bench_cross_model.py: its named case sets (the rendering and scoring need the SFM model and
 run in the benchmark itself)."""
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_cross_model.py"
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("bench_cross_model", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_cross_model")
 
 
 def test_the_named_splits_hold_ten_identities_each_and_do_not_overlap(bench):

@@ -1,22 +1,13 @@
 """scripts/bench_eye_closure.py end to end on two faces (render -> front end -> fit -> report)."""
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
+from conftest import load_script
 
 pytest.importorskip("mediapipe")
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_eye_closure.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("bench_eye_closure", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_eye_closure")
 
 
 def test_two_faces_are_rendered_fitted_and_reported(bench, tmp_path):

@@ -1,20 +1,13 @@
 """scripts/calibrate_landmarks.py: the jaw-line search finds the height the annotations ask for."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import torch
+from conftest import load_script
 
 from morphable_models.contours import contour_line, line_frame
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "calibrate_landmarks.py"
-
 
 def _script():
-    spec = importlib.util.spec_from_file_location("calibrate_landmarks_script", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("calibrate_landmarks")
 
 
 def test_jaw_search_recovers_a_lower_anchor(ict_model):
@@ -60,9 +53,7 @@ def test_jaw_search_recovers_a_lower_anchor(ict_model):
 def test_mesh_point_search_recovers_known_surface_points(ict_model):
     """scripts/calibrate_mesh_landmarks.py: "MediaPipe points" made by projecting known points of
     face triangles in three views are placed back on (nearly) the same surface points."""
-    spec = importlib.util.spec_from_file_location("calibrate_mesh_script", SCRIPT.parent / "calibrate_mesh_landmarks.py")
-    C = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(C)
+    C = load_script("calibrate_mesh_landmarks")
     from fitter.metrics import face_vertex_indices
 
     V = ict_model.num_mesh_vertices
