@@ -59,10 +59,14 @@ PAPER_LOSS_WEIGHTS: Dict[str, float] = {**DEFAULT_LOSS_WEIGHTS, "lmk": 1.6e-3, "
                                         "exp_sparse": 0.0, "eye_closure": 0.0, "lip_closure": 0.0,
                                         "mesh_lmk": 0.0}
 
+#: The paper's priors are the same at every pose: the FitConfig fields that make ours grow towards
+#: profile, turned off (part of PAPER_FIT_OPTIONS).
+PAPER_PROFILE_OPTIONS: Dict[str, object] = {"profile_id_prior": 0.0, "profile_exp_prior": 0.0}
+
 #: The FitConfig fields (besides the weights) that undo our other real-face levers for the paper's
 #: setup: ``FitConfig(loss_weights=PAPER_LOSS_WEIGHTS, **PAPER_FIT_OPTIONS)``.
 PAPER_FIT_OPTIONS: Dict[str, object] = {"model_landmarks": "vertices", "model_parts": "rules",
-                                        "profile_id_prior": 0.0, "profile_exp_prior": 0.0, "exp_sparse_gamma": None,
+                                        **PAPER_PROFILE_OPTIONS, "exp_sparse_gamma": None,
                                         "mesh_region_weights": {}}
 
 #: the PRDL anchor grid of a fit, (W, H) anchors (BENCHMARKS.md "Session 14": 16×16 fits as well as 32×32 at

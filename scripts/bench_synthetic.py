@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 import morphable_models
-from fitter.config import PAPER_FIT_OPTIONS, PAPER_LOSS_WEIGHTS, FitConfig, parse_fit_options, parse_loss_option
+from fitter.config import PAPER_LOSS_WEIGHTS, PAPER_PROFILE_OPTIONS, FitConfig, parse_fit_options, parse_loss_option
 from fitter.metrics import aligned_vertex_error, face_vertex_indices, landmark_nme, part_ious, render_part_labels
 from fitter.optimize import Fitter
 from fitter.outputs.atomic import write_text_atomic
@@ -71,10 +71,9 @@ COMPARISON_WEIGHTS: Dict[str, float] = {
 #: the segmentation-only comparison (and the ``paper`` rows) keep the paper's landmark weight and
 #: priors, so that the Fig. 8/9 ordering is measured as before; ``lmk`` / ``lmk+prdl`` are the defaults.
 LMK_WEIGHT = PAPER_LOSS_WEIGHTS["lmk"]
-#: (the landmark-derived closure terms are off there too: they are landmark information)
+#: (the landmark-derived closure terms are off there too: they are landmark information; and the
+#: same priors at every yaw, PAPER_PROFILE_OPTIONS)
 PAPER_PRIORS = {k: PAPER_LOSS_WEIGHTS[k] for k in ("id_prior", "exp_prior", "exp_sparse", "eye_closure", "lip_closure")}
-#: ... and the same priors at every yaw (the paper's)
-PAPER_PRIOR_OPTIONS = {k: PAPER_FIT_OPTIONS[k] for k in ("profile_id_prior", "profile_exp_prior")}
 
 
 @dataclass
@@ -89,20 +88,20 @@ def settings(names: List[str]) -> List[Setting]:
     out = []
     for n in names:
         if n == "rigid":
-            out.append(Setting(n, {"lmk": LMK_WEIGHT, "prdl": 0.0, **PAPER_PRIORS}, "lmk", dict(PAPER_PRIOR_OPTIONS)))
+            out.append(Setting(n, {"lmk": LMK_WEIGHT, "prdl": 0.0, **PAPER_PRIORS}, "lmk", dict(PAPER_PROFILE_OPTIONS)))
         elif n == "lmk":
             out.append(Setting(n, {"prdl": 0.0}, "lmk"))
         elif n == "lmk+prdl":
             out.append(Setting(n, {}, "prdl"))
         elif n == "paper-lmk":
-            out.append(Setting(n, {"lmk": LMK_WEIGHT, "prdl": 0.0, **PAPER_PRIORS}, "lmk", dict(PAPER_PRIOR_OPTIONS)))
+            out.append(Setting(n, {"lmk": LMK_WEIGHT, "prdl": 0.0, **PAPER_PRIORS}, "lmk", dict(PAPER_PROFILE_OPTIONS)))
         elif n == "paper-lmk+prdl":
             out.append(Setting(n, {"lmk": LMK_WEIGHT, "prdl": COMPARISON_WEIGHTS["prdl"], **PAPER_PRIORS}, "prdl",
-                               dict(PAPER_PRIOR_OPTIONS)))
+                               dict(PAPER_PROFILE_OPTIONS)))
         elif n in COMPARISON_WEIGHTS:
             w = {"lmk": 0.0, "prdl": 0.0, **PAPER_PRIORS}
             w[n] = COMPARISON_WEIGHTS[n]
-            out.append(Setting(n, w, n, dict(PAPER_PRIOR_OPTIONS)))
+            out.append(Setting(n, w, n, dict(PAPER_PROFILE_OPTIONS)))
         else:
             raise SystemExit(f"unknown setting {n!r}; known: {', '.join(ALL_SETTINGS)}")
     return out

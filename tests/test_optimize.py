@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fitter import objective
-from fitter.config import PAPER_FIT_OPTIONS, PAPER_LOSS_WEIGHTS, FitConfig
+from fitter.config import PAPER_LOSS_WEIGHTS, PAPER_PROFILE_OPTIONS, FitConfig
 from fitter.fit.point_sets import PartTables, fall_back_when_empty
 from fitter.geometry.procrustes import weak_procrustes
 from fitter.metrics import aligned_vertex_error, face_vertex_indices, part_ious, render_part_labels
@@ -148,8 +148,7 @@ def test_prdl_and_landmarks_improve_parts_and_shape_over_rigid_fit(model, weight
              [(1, "mouth_open"), (2, "eyes_closed"), (3, "frown")]]
     targets = [c.targets for c in cases]
     w = dict(PAPER_LOSS_WEIGHTS) if weights == "paper" else {}
-    # the paper's priors are the same at every pose
-    opts = {k: PAPER_FIT_OPTIONS[k] for k in ("profile_id_prior", "profile_exp_prior")} if weights == "paper" else {}
+    opts = dict(PAPER_PROFILE_OPTIONS) if weights == "paper" else {}  # the paper's priors: the same at every pose
     rigid = Fitter(model, FitConfig(loss_weights=w, iters=0, rigid_iters=50, device="cpu", **opts)).fit(targets)
     full = Fitter(model, FitConfig(loss_weights=w, iters=200, rigid_iters=50, device="cpu", **opts)).fit(targets)
     # defaults: per case at least 0.62 (session 13's sparse prior at 3e-2 took the frown case from 0.66
