@@ -28,6 +28,7 @@ DEFAULT_LOSS_WEIGHTS: Dict[str, float] = {
     "id_prior": 5e-3,    # Gaussian prior on identity coefficients (paper λ_reg 3e-4; ours 17x)
     "exp_prior": 3e-4,   # Gaussian prior on expression coefficients
     "exp_sparse": 3e-2,  # sparsity prior on expression coefficients (MCP, exp_sparse_gamma): a neutral face stays neutral
+    "shading": 10.0,     # the skin's shading explained by the fitted normals (one colour, SH light; identity only)
     "pho": 0.0,          # photometric term (models with colour)
     "sil_iou": 0.0,      # soft-silhouette IoU per part (comparison)
     "icp_t2p": 0.0,      # ICP target -> prediction (comparison)
@@ -57,7 +58,7 @@ DEFAULT_EXP_SPARSE_GAMMA: Optional[float] = 1.0
 #: the paper's setting of the same terms (``FitConfig(loss_weights=PAPER_LOSS_WEIGHTS)``).
 PAPER_LOSS_WEIGHTS: Dict[str, float] = {**DEFAULT_LOSS_WEIGHTS, "lmk": 1.6e-3, "id_prior": 3e-4, "exp_prior": 3e-4,
                                         "exp_sparse": 0.0, "eye_closure": 0.0, "lip_closure": 0.0,
-                                        "mesh_lmk": 0.0}
+                                        "mesh_lmk": 0.0, "shading": 0.0}
 
 #: The paper's priors are the same at every pose: the FitConfig fields that make ours grow towards
 #: profile, turned off (part of PAPER_FIT_OPTIONS).

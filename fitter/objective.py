@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fitter import losses as L
+from fitter.geometry.conventions import MODEL_TO_CAMERA_DIAG
 from fitter.geometry.soft_raster import soft_silhouettes
 from fitter.targets.types import Targets
 from morphable_models.model import PART_NAMES, MorphableModel
@@ -43,6 +44,8 @@ class TargetBatch:
         occlusion: [B, H, W] bool; forehead_line: [B, 3] (0, 0, 1 where there is no cut).
         masks: [B, P, h, w] float part masks at the soft-raster resolution, or None.
         image: [B, 3, H, W] float in [0, 1], or None.
+        skin: [B, 1, H, W] float, 1 where the targets' label map says skin or nose and no occluder
+            covers it (the shading term's points), or None (built with ``image``).
         mesh_points: [B, N, 2] the front end's dense mesh (``Targets.mesh_points``, padded) and
             mesh_valid: [B, N] bool (False for faces without one), or both None when no face has one.
     """
@@ -61,6 +64,7 @@ class TargetBatch:
     image: Optional[Tensor] = None
     mesh_points: Optional[Tensor] = None
     mesh_valid: Optional[Tensor] = None
+    skin: Optional[Tensor] = None
 
     @property
     def batch_size(self) -> int:
@@ -76,7 +80,8 @@ class TargetBatch:
                            part_present=pick(self.part_present), anchors=self.anchors, desc=pick(self.desc),
                            occlusion=pick(self.occlusion), forehead_line=pick(self.forehead_line),
                            masks=pick(self.masks), image=pick(self.image),
-                           mesh_points=pick(self.mesh_points), mesh_valid=pick(self.mesh_valid))
+                           mesh_points=pick(self.mesh_points), mesh_valid=pick(self.mesh_valid),
+                           skin=pick(self.skin))
 
 
 def _with_outline(targets: Sequence[Targets], points: Tensor, valid: Tensor, weights: Tensor):
@@ -105,8 +110,12 @@ def collate_targets(
     device: torch.device,
     mask_resolution: Optional[int] = None,
     with_image: bool = False,
+    image_optional: bool = False,
 ) -> TargetBatch:
     """Pad B :class:`Targets` into a :class:`TargetBatch` and compute Γ* once.
+
+    ``with_image`` adds the crop images and their skin masks; a face without an image raises
+    ValueError, or with ``image_optional`` gets a black image and an empty skin mask.
 
     Raises ValueError when the crops differ in size (a batch shares one camera).
     """
@@ -145,12 +154,17 @@ def collate_targets(
             ]
         ).to(**f32)
         masks = F.interpolate(m, size=(mask_resolution, mask_resolution), mode="area")
-    image = None
+    image = skin = None
     if with_image:
-        if any(t.image is None for t in targets):
+        if not image_optional and any(t.image is None for t in targets):
             raise ValueError("the photometric term needs targets that carry the crop image")
-        image = torch.stack([torch.from_numpy(np.ascontiguousarray(t.image)) for t in targets]).to(**f32)
+        black = np.zeros((H, W, 3), np.uint8)
+        image = torch.stack([torch.from_numpy(np.ascontiguousarray(black if t.image is None else t.image))
+                             for t in targets]).to(**f32)
         image = image.permute(0, 3, 1, 2) / 255.0
+        shaded = [PART_NAMES.index("skin") + 1, PART_NAMES.index("nose") + 1]
+        skin = torch.stack([torch.from_numpy(np.isin(np.asarray(t.part_masks), shaded) & ~np.asarray(t.occlusion, bool)
+                                             & (t.image is not None)) for t in targets]).to(**f32).unsqueeze(1)
     mesh_points = mesh_valid = None
     N = max((len(t.mesh_points) for t in targets if t.mesh_points is not None), default=0)
     if N:
@@ -175,6 +189,7 @@ def collate_targets(
         image=image,
         mesh_points=mesh_points,
         mesh_valid=mesh_valid,
+        skin=skin,
     )
 
 
@@ -195,6 +210,8 @@ class LossContext:
         part_weights [B, P]: w_p times 0 for parts absent from the target.
         part_triangles: per part, [F_p, 3] triangles (for the soft silhouettes).
         albedo [B, V, 3] or None, sh [B, 9, 3] or None: photometric state.
+        rotation [B, 3, 3]: the pose's rotation (camera frame, after the model's axis flip).
+        shading_table: the shading term's triangles (None without the term).
     """
 
     model: MorphableModel
@@ -228,6 +245,9 @@ class LossContext:
     id_prior_scale: Optional[Tensor] = None
     #: [B] factor of both expression priors per face (the same function, its own gain; None = 1).
     exp_prior_scale: Optional[Tensor] = None
+    rotation: Optional[Tensor] = None
+    #: the shading term's triangles (None: no shading term)
+    shading_table: Optional[L.ShadingTable] = None
     _prdl_parts: Optional[Tensor] = None
 
     def prdl_parts(self) -> Tensor:
@@ -325,6 +345,26 @@ def _pho(ctx: LossContext) -> Tensor:
     return L.photometric_loss(ctx.target.image, ctx.points_img[:, :n], ctx.visible[:, :n], colors[:, :n])
 
 
+def _shading(ctx: LossContext) -> Tensor:
+    """The shading term at the centroids of the model's skin and nose triangles
+    (``LossContext.shading_table``), its gradient reaching the identity and the pose only: the
+    corners' camera-space points less the expression's displacement (value 0, gradient A_exp) give
+    normals whose expression gradient is 0. Shading is left to say what the face's shape is, the
+    landmarks what it does (on real photos, with the expressions free, beards and shadows went into
+    cheekPuff and the like: BENCHMARKS.md, "Session 19")."""
+    t, table = ctx.target, ctx.shading_table
+    if t.image is None or t.skin is None or ctx.visible is None or ctx.rotation is None or table is None:
+        raise ValueError("the shading term needs the crop image, its skin mask, visibility, the pose and its table")
+    rows = table.rows
+    corners = ctx.points_cam[:, rows]
+    e = ctx.exp_coeffs
+    if e.requires_grad:
+        moved = torch.einsum("bk,kvc->bvc", e - e.detach(), table.exp_basis[: e.shape[1]])  # all 0
+        corners = corners - torch.einsum("bij,bvj->bvi", ctx.rotation, moved * moved.new_tensor(MODEL_TO_CAMERA_DIAG))
+    return L.shading_loss(t.image, t.skin, table.centroids(ctx.points_img[:, rows]), table.centroids(corners),
+                          table.normals(corners), table.visible(ctx.visible[:, rows]))
+
+
 #: name -> term(ctx) -> [B] unweighted. Keys equal fitter.config.LOSS_NAMES.
 TERMS: Dict[str, Callable[[LossContext], Tensor]] = {
     "prdl": _prdl,
@@ -336,6 +376,7 @@ TERMS: Dict[str, Callable[[LossContext], Tensor]] = {
     "exp_prior": _exp_prior,
     "exp_sparse": _exp_sparse,
     "pho": _pho,
+    "shading": _shading,
     "sil_iou": _sil_iou,
     "icp_t2p": _segmentation(L.icp_t2p_loss),
     "icp_p2t": _segmentation(L.icp_p2t_loss),
@@ -350,6 +391,7 @@ TERMS: Dict[str, Callable[[LossContext], Tensor]] = {
 TERM_NEEDS: Dict[str, FrozenSet[str]] = {
     "prdl": frozenset({"point_sets"}),
     "lmk": frozenset(),
+    "shading": frozenset({"visibility", "some_image"}),
     "mesh_lmk": frozenset(),
     "eye_closure": frozenset(),
     "lip_closure": frozenset(),
@@ -371,15 +413,19 @@ class Needs:
 
     point_sets: bool = False
     masks: bool = False
+    #: every face must carry its crop image (the photometric term)
     image: bool = False
     all_points: bool = False
+    #: the crop images of the faces that have one (the shading term: a face without one counts no points)
+    some_image: bool = False
 
     @classmethod
     def of(cls, terms: Mapping[str, float]) -> "Needs":
         """The union of :data:`TERM_NEEDS` over the terms of positive weight."""
         wanted = set().union(*(TERM_NEEDS[n] for n, w in terms.items() if w > 0))
         return cls(point_sets=bool(wanted & {"visibility", "point_sets"}), masks="masks" in wanted,
-                   image="image" in wanted, all_points="all_points" in wanted)
+                   image="image" in wanted, all_points="all_points" in wanted,
+                   some_image=bool(wanted & {"image", "some_image"}))
 
     @property
     def mask_resolution(self) -> Optional[int]:

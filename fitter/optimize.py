@@ -31,6 +31,7 @@ from fitter.fit.point_sets import PartTables
 from fitter.fit.results import face_result
 from fitter.fit.run_state import RunState
 from fitter.geometry.cameras import FittingCamera, camera_for_crop
+from fitter.geometry.sampling import farthest_point_sample
 from fitter.objective import Needs, TargetBatch, collate_targets, weighted_terms
 from fitter.result import FitResult
 from fitter.targets.types import Targets
@@ -79,7 +80,8 @@ class Fitter:
                                              for n in m.exp_names[: self.space.num_exp]], device=dev),
             support_radius=cfg.support_radius, area_weights=cfg.point_weights == "area",
             profile_id_gain=cfg.profile_id_prior, exp_sparse_gamma=cfg.exp_sparse_gamma,
-            mesh_point_weights=self._mesh_point_weights(cfg), profile_exp_gain=cfg.profile_exp_prior)
+            mesh_point_weights=self._mesh_point_weights(cfg), profile_exp_gain=cfg.profile_exp_prior,
+            shading_table=self._shading_table(cfg))
 
     # ------------------------------------------------------------------ public
     def fit(self, inputs: Union[Inputs, Sequence[Inputs]],
@@ -171,12 +173,26 @@ class Fitter:
 
         return torch.from_numpy(mesh_point_weights(cfg.mesh_region_weights)).to(self.device)
 
+    def _shading_table(self, cfg: FitConfig) -> Optional[L.ShadingTable]:
+        """The shading term's triangles: those of the model's skin and nose (all three corners there:
+        one skin colour), at most ``SHADING_TRIANGLES`` spread by farthest-point sampling of their
+        centroids on the mean face (None when the term is off)."""
+        if cfg.loss_weights.get("shading", 0) <= 0:
+            return None
+        m = self.model
+        skin = torch.zeros(m.num_points, dtype=torch.bool, device=self.device)
+        skin[torch.cat([m.parts["skin"], m.parts["nose"]]).to(self.device)] = True
+        tri = m.triangles[skin[m.triangles].all(1)]
+        if len(tri) > L.SHADING_TRIANGLES:
+            tri = tri[farthest_point_sample(m.mean[tri].mean(1), L.SHADING_TRIANGLES)]
+        return L.ShadingTable.build(tri, m.exp_basis)
+
     def _batch(self, targets: Sequence[Targets], terms: Dict[str, float],
                kind: Optional[str] = None) -> Tuple[TargetBatch, FittingCamera]:
         """The padded targets (with what ``terms`` need) and their camera (``kind`` or the config's)."""
         needs = Needs.of(terms)
         tb = collate_targets(targets, self.config.anchors, self.device, mask_resolution=needs.mask_resolution,
-                             with_image=needs.image)
+                             with_image=needs.some_image, image_optional=not needs.image)
         camera = camera_for_crop(kind or self.config.camera, tb.size, tb.batch_size, self.device, self.config.focal_224)
         return tb, camera
 

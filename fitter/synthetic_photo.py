@@ -21,7 +21,7 @@ the face; camera x right, y down, z forward); image pixels x right, y down, cent
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -48,7 +48,12 @@ NOSE_TIP, NOSE_BOTTOM = 30, list(range(31, 36))
 class PhotoStyle:
     """Colours (RGB in [0, 1]) and lighting of one render.
 
-    ``light`` is the direction *towards* the light in camera space (normalized on use).
+    ``light`` is the direction *towards* the light in camera space (normalized on use). The
+    defaults of the fields after ``noise_seed`` give the plain light (Lambert + ambient + a faint
+    highlight); :func:`harder_light` sets them: ``shadows`` (the key light's cast shadows),
+    ``fill_light`` / ``fill`` / ``fill_colour`` (a second, coloured Lambert light), ``shininess``
+    (the highlight's exponent) and ``mottle`` (blotchy skin: reddish and light-dark variation of
+    the albedo, its relative amplitude).
     """
 
     skin: RGB = (0.80, 0.62, 0.52)
@@ -64,6 +69,12 @@ class PhotoStyle:
     specular: float = 0.06
     hair_on: bool = True
     noise_seed: int = 0
+    shininess: float = 24.0
+    fill_light: Optional[Tuple[float, float, float]] = None
+    fill: float = 0.0
+    fill_colour: RGB = (1.0, 1.0, 1.0)
+    shadows: bool = False
+    mottle: float = 0.0
 
 
 SKIN_TONES: Tuple[RGB, ...] = ((0.87, 0.70, 0.60), (0.80, 0.62, 0.52), (0.70, 0.52, 0.40), (0.55, 0.38, 0.28),
@@ -71,6 +82,17 @@ SKIN_TONES: Tuple[RGB, ...] = ((0.87, 0.70, 0.60), (0.80, 0.62, 0.52), (0.70, 0.
 HAIR_TONES: Tuple[RGB, ...] = ((0.12, 0.09, 0.07), (0.25, 0.17, 0.11), (0.40, 0.28, 0.16), (0.55, 0.42, 0.25),
                                (0.08, 0.07, 0.07))
 IRIS_TONES: Tuple[RGB, ...] = ((0.30, 0.19, 0.11), (0.22, 0.32, 0.45), (0.30, 0.38, 0.25), (0.18, 0.12, 0.08))
+
+
+def harder_light(style: PhotoStyle, rng: np.random.Generator) -> PhotoStyle:
+    """``style`` under light the shading term does not model: cast shadows of the key light, a
+    coloured fill light from the other side, a broader and stronger highlight, chromatic mottling."""
+    key = np.asarray(style.light, np.float64)
+    fill = (float(-np.sign(key[0] or 1.0) * rng.uniform(0.5, 1.0)), float(rng.uniform(-0.3, 0.3)), -1.0)
+    tint = tuple(np.clip(1 + rng.normal(0, 0.15, 3), 0.6, 1.3))
+    return replace(style, shadows=True, fill_light=fill, fill=float(rng.uniform(0.15, 0.35)), fill_colour=tint,
+                   specular=float(rng.uniform(0.10, 0.20)), shininess=float(rng.uniform(8, 16)),
+                   mottle=float(rng.uniform(0.04, 0.10)), diffuse=style.diffuse * 1.2)
 
 
 def random_style(rng: np.random.Generator) -> PhotoStyle:
@@ -213,6 +235,9 @@ def face_albedo(uv: np.ndarray, layout: FaceLayout, style: PhotoStyle) -> np.nda
     col = np.repeat(np.asarray(style.skin, np.float64)[None], len(uv), 0)
     col *= (1 + 0.05 * smooth_noise(uv, 0.5 * u, style.noise_seed))[:, None]
     col *= (1 + 0.015 * smooth_noise(uv, 0.05 * u, style.noise_seed + 1))[:, None]
+    if style.mottle:
+        red = smooth_noise(uv, 0.4 * u, style.noise_seed + 10)[:, None] * np.array([0.4, -0.6, -0.5])
+        col *= 1 + style.mottle * (red + 0.5 * smooth_noise(uv, 0.25 * u, style.noise_seed + 11)[:, None])
     # Lips, with the mouth slit / opening inside the inner contour.
     sd_out = signed_distance(uv, layout.outer_lips)
     sd_in = signed_distance(uv, layout.inner_lips)
@@ -326,6 +351,31 @@ def frame_pose(model: MorphableModel, vertices: np.ndarray, euler_deg: Sequence[
     return R[0].double().numpy(), t
 
 
+def shadow_factor(cam: np.ndarray, tri: np.ndarray, pos: np.ndarray, light: np.ndarray, unit: float,
+                  res: int = 768) -> np.ndarray:
+    """[N] in [0, 1]: how much of the directional ``light`` reaches the surface points ``pos`` [N, 3]
+    (camera space) past the mesh ``cam`` [V, 3] / ``tri`` (a shadow map, 3x3 percentage closer)."""
+    a = np.cross(light, [0.0, 1.0, 0.0])
+    a /= np.linalg.norm(a)
+    b = np.cross(light, a)
+    uv = np.stack([cam @ a, cam @ b], 1)
+    lo, hi = uv.min(0), uv.max(0)
+    scale = (res - 4) / (hi - lo).max()
+    px = (uv - lo) * scale + 1.5
+    depth_buf, _ = rasterize_depth(torch.from_numpy(px).float()[None], torch.from_numpy(-(cam @ light)).float()[None],
+                                   torch.from_numpy(tri), (res, res))
+    buf = depth_buf[0].numpy()
+    q = (np.stack([pos @ a, pos @ b], 1) - lo) * scale + 1.5
+    d = -(pos @ light)
+    lit = np.zeros(len(pos))
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            x = np.clip(np.round(q[:, 0]).astype(int) + dx, 0, res - 1)
+            y = np.clip(np.round(q[:, 1]).astype(int) + dy, 0, res - 1)
+            lit += d <= buf[y, x] + 0.02 * unit
+    return lit / 9.0
+
+
 def render_photo(
     model: MorphableModel,
     id_coeffs: np.ndarray,
@@ -408,9 +458,16 @@ def render_photo(
     half = light + view
     half /= np.linalg.norm(half, axis=1, keepdims=True)
     lambert = np.clip(n @ light, 0, None)
-    spec = np.clip((n * half).sum(1), 0, None) ** 24
+    if style.shadows:
+        lambert = lambert * shadow_factor(cam, tri, pos, light, layout.unit)
+    spec = np.clip((n * half).sum(1), 0, None) ** style.shininess
     albedo = face_albedo(uv, layout, style)
-    shaded = albedo * (style.ambient + style.diffuse * lambert)[:, None] + style.specular * spec[:, None]
+    irr = (style.ambient + style.diffuse * lambert)[:, None] * np.ones(3)
+    if style.fill_light is not None and style.fill:
+        fl = np.asarray(style.fill_light, np.float64)
+        fl /= np.linalg.norm(fl)
+        irr = irr + style.fill * np.clip(n @ fl, 0, None)[:, None] * np.asarray(style.fill_colour)[None]
+    shaded = albedo * irr + style.specular * spec[:, None]
 
     out = background((big, big), style)
     out[ys, xs] = np.clip(shaded, 0, 1)

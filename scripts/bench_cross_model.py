@@ -41,6 +41,12 @@ divides by the ICT mean face's error on the same case (scored from the mean shap
 does not depend on the pose; the ``mean`` row shows the same numbers through the pipeline).
 "neutral exp sum" is the sum of the 53 fitted ICT expression weights on the neutral cases.
 
+Light: ``--light plain`` (the default) shades as above: Lambert + ambient + a faint highlight,
+the model the shading term assumes. ``--light harder`` renders the same faces under light it does
+not model (``fitter.synthetic_photo.harder_light``): cast shadows of the key light, a coloured fill
+light from the other side, a broader and stronger highlight, and blotchy skin colour (seeded per
+case, so both lights show the same faces and poses).
+
 Splits: ``--split choice`` (identities 0-9, 70 cases) is where settings are chosen, ``--split report``
 (identities 10-19) where they are reported; ten identities each, because on two (14 cases) the fit's mean
 ratio to the mean face ranged from 0.77 to 0.97 over the five pairs of identities 0-9 (session 18).
@@ -69,7 +75,7 @@ from fitter.optimize import Fitter
 from fitter.outputs.atomic import write_text_atomic
 from fitter.outputs.writer import write_png
 from fitter.scan_oracle import fit_to_scan
-from fitter.synthetic_photo import face_layout, random_style, render_photo
+from fitter.synthetic_photo import face_layout, harder_light, random_style, render_photo
 from fitter.targets.pipeline import TargetConfig, build_targets
 from morphable_models.sfm import MAPPED_LANDMARKS
 
@@ -88,6 +94,8 @@ EXPRESSIONS_PER_IDENTITY = 7  # neutral + the SFM's 6 blendshapes
 #: the named case sets (--split): (seed of the first identity, cases). Settings are chosen on
 #: ``choice`` and reported on ``report``; the identities do not overlap. (Sessions 9-17 used the first
 #: two identities of each, 14 cases: ``--seed0 0 / 10 --cases 14``.)
+#: first seed word of ``--light harder``'s draws (then the split's first identity and the case index)
+LIGHT_SEED = 999
 SPLITS = {"choice": (0, 10 * EXPRESSIONS_PER_IDENTITY), "report": (10, 10 * EXPRESSIONS_PER_IDENTITY)}
 YAW_BINS = ((0.0, 20.0), (20.0, 40.0), (40.0, 60.0 + 1e-6))
 
@@ -130,8 +138,11 @@ def make_cases(sfm, args, folder: str) -> List[Case]:
         yaw = float(args.yaws[(i + 3 * ident) % len(args.yaws)])
         pitch, roll = float(rng.uniform(-15, 15)), float(rng.uniform(-5, 5))
         offset = tuple(rng.uniform(-0.04, 0.04, 2) * args.size)
+        style = random_style(rng)
+        if args.light == "harder":
+            style = harder_light(style, np.random.default_rng([LIGHT_SEED, args.seed0, i]))
         photo = render_photo(sfm, id_c, exp_c, (pitch, yaw, roll), size=args.size, offset_px=offset,
-                             style=random_style(rng), layout=layout)
+                             style=style, layout=layout)
         name = f"id{args.seed0 + ident}-{expression}"
         path = os.path.join(folder, f"{i:03d}_{name}.png")
         write_png(path, photo.image)
@@ -252,6 +263,8 @@ def parse_args(argv=None):
     ap.add_argument("--yaws", type=float, nargs="+", default=[0, 10, -20, 30, -40, 50, -60],
                     help="yaw angles (degrees) cycled over the cases")
     ap.add_argument("--size", type=int, default=512, help="side of the rendered photo, pixels")
+    ap.add_argument("--light", choices=["plain", "harder"], default="plain",
+                    help="plain: Lambert + ambient; harder: + cast shadows, a coloured fill, highlights, blotchy skin")
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--rigid-iters", type=int, default=50)
     ap.add_argument("--batch", type=int, default=7, help="faces per vectorized fit")
@@ -315,7 +328,7 @@ def main(argv=None) -> int:
               f"of {args.batch}, device {args.device}. ICT mean face on these cases: {np.mean(base):.2f} ± "
               f"{np.std(base):.2f} mm. Scan: {args.scan_points} area samples within 95 mm of the nose tip, "
               f"{args.icp_iters} ICP iterations. Render + front end: {render_s:.0f} s."
-              + f" Landmarks: {args.landmarks}."
+              + f" Landmarks: {args.landmarks}. Light: {args.light}."
               + "".join(f" {k}={v}." for k, v in args.options.items())
               + "".join(f" --loss {k}={v:g}." for k, v in args.losses.items()) + "\n\n")
     rows: Dict[str, List[CaseScore]] = {}

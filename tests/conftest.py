@@ -15,6 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
+from fitter.geometry.camera import model_to_camera
+from fitter.geometry.cameras import PerspectiveCamera
+from fitter.geometry.rotation import euler_to_matrix
 from fitter.result import Camera, FitResult, LossHistory
 from fitter.targets.types import CropTransform, Targets
 from morphable_models.model import PART_NAMES, MorphableModel
@@ -254,3 +257,25 @@ def make_corpus(root: Path, good: int = 6) -> dict:
     bad = {"empty.jpg": "read", "truncated.png": "read", "text.jpg": "read", "blank.png": "no_face",
            "has_nan.png": "nan"}
     return {"good": names, "bad": bad}
+
+
+# ------------------------------------------------------------------ targets of the fake fits
+FAKE_SIZE = 224
+FAKE_EULER = (8.0, -12.0, 3.0)  # degrees: the pose of projected_targets by default
+
+
+def projected_targets(model, id_c=(1.5, -1.0), exp_c=0.4, euler=FAKE_EULER, depth=80.0) -> Targets:
+    """Targets of the fake fits = the model's projection at the given parameters (crop = image, 224 px)."""
+    R = euler_to_matrix(torch.tensor([[float(a) for a in np.radians(euler)]]))
+    verts = model.vertices(torch.tensor([id_c], dtype=torch.float32), torch.tensor([[exp_c]], dtype=torch.float32))
+    cam = PerspectiveCamera.for_crop((FAKE_SIZE, FAKE_SIZE), 1, torch.device("cpu"))
+    pc = model_to_camera(verts, R.float(), torch.tensor([[0.5, -0.3, depth]]))
+    img = cam.project(pc, None)[0].numpy()
+    front = pc[0, :, 2] < depth  # the half of the sphere facing the camera
+    parts = {p: img[model.parts[p].numpy()][front[model.parts[p]].numpy()] for p in PART_NAMES}
+    t = Targets(landmarks=img[model.landmarks68.numpy()].astype(np.float32), landmark_valid=np.ones(68, bool),
+                part_points={p: v.astype(np.float32) for p, v in parts.items()},
+                part_masks=np.zeros((FAKE_SIZE, FAKE_SIZE), np.uint8), occlusion=np.zeros((FAKE_SIZE, FAKE_SIZE), bool),
+                crop=CropTransform.identity(FAKE_SIZE, FAKE_SIZE), source="fake")
+    t.validate()
+    return t

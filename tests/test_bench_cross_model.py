@@ -30,3 +30,11 @@ def test_a_split_with_its_own_seed_is_refused(bench, capsys):
     with pytest.raises(SystemExit):
         bench.parse_args(["--split", "report", "--seed0", "3"])
     assert "--split sets --seed0 and --cases" in capsys.readouterr().err
+
+
+def test_the_light_is_plain_unless_asked(bench, capsys):
+    assert bench.parse_args([]).light == "plain"
+    assert bench.parse_args(["--split", "choice", "--light", "harder"]).light == "harder"
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--light", "studio"])
+    assert "invalid choice" in capsys.readouterr().err

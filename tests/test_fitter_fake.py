@@ -15,40 +15,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import FAKE_EULER, FAKE_SIZE, projected_targets
 
 from fitter.config import FitConfig
-from fitter.geometry.camera import model_to_camera
-from fitter.geometry.cameras import PerspectiveCamera
-from fitter.geometry.rotation import euler_to_matrix
 from fitter.optimize import Fitter
-from fitter.targets.types import CropTransform, Targets
 from morphable_models import registry
 from morphable_models.model import PART_NAMES
 
-SIZE = 224
-TRUE_EULER = (8.0, -12.0, 3.0)  # degrees
+SIZE = FAKE_SIZE
+TRUE_EULER = FAKE_EULER
 
 
 @pytest.fixture(scope="module")
 def model(fake_model_file):
     return registry.load(fake_model_file)
-
-
-def _target(model, id_c=(1.5, -1.0), exp_c=0.4, euler=TRUE_EULER, depth=80.0) -> Targets:
-    """Targets = the model's projection at the given parameters (crop = image, 224 px)."""
-    R = euler_to_matrix(torch.tensor([[float(a) for a in np.radians(euler)]]))
-    verts = model.vertices(torch.tensor([id_c], dtype=torch.float32), torch.tensor([[exp_c]], dtype=torch.float32))
-    cam = PerspectiveCamera.for_crop((SIZE, SIZE), 1, torch.device("cpu"))
-    pc = model_to_camera(verts, R.float(), torch.tensor([[0.5, -0.3, depth]]))
-    img = cam.project(pc, None)[0].numpy()
-    front = pc[0, :, 2] < depth  # the half of the sphere facing the camera
-    parts = {p: img[model.parts[p].numpy()][front[model.parts[p]].numpy()] for p in PART_NAMES}
-    t = Targets(landmarks=img[model.landmarks68.numpy()].astype(np.float32), landmark_valid=np.ones(68, bool),
-                part_points={p: v.astype(np.float32) for p, v in parts.items()},
-                part_masks=np.zeros((SIZE, SIZE), np.uint8), occlusion=np.zeros((SIZE, SIZE), bool),
-                crop=CropTransform.identity(SIZE, SIZE), source="fake")
-    t.validate()
-    return t
 
 
 def _lmk_error(result, target) -> float:
@@ -61,7 +41,7 @@ CFG = FitConfig(device="cpu", iters=300, rigid_iters=30, max_skin_points=300, ma
 
 
 def test_fit_moves_to_the_known_answer_and_stops_early(model):
-    target = _target(model)
+    target = projected_targets(model)
     start = Fitter(model, replace(CFG, iters=0, rigid_iters=0)).fit(target)
     fit = Fitter(model, CFG).fit(target)
     assert _lmk_error(fit, target) < 0.7 * _lmk_error(start, target)
@@ -77,7 +57,7 @@ def test_each_face_ends_at_its_best_logged_iterate(model):
 
     (Visibility refreshed every iteration, so that the logged objectives and the final one are
     the same function; with stale visibility between refreshes they differ slightly.)"""
-    target = _target(model)
+    target = projected_targets(model)
     # the closure terms off: with them this overshooting run happens to end on its best step
     cfg = replace(CFG, lr=0.3, iters=40, rel_tol=0.0, visibility_every=1,
                   loss_weights={"eye_closure": 0.0, "lip_closure": 0.0})
@@ -99,8 +79,8 @@ def test_jaw_landmark_weight_reaches_the_landmark_term(model):
 def test_profile_id_prior_scales_the_identity_prior_by_the_head_yaw(model):
     """At ~45° yaw a gain of 8 nearly triples the identity prior (profile_factor of the fitted
     yaw); a frontal face keeps it as it is; the fit then lands nearer the mean identity."""
-    turned = _target(model, euler=(0.0, 45.0, 0.0))
-    frontal = _target(model, euler=(0.0, 0.0, 0.0))
+    turned = projected_targets(model, euler=(0.0, 45.0, 0.0))
+    frontal = projected_targets(model, euler=(0.0, 0.0, 0.0))
     cfg = replace(CFG, loss_weights={**CFG.loss_weights, "id_prior": 0.05}, iters=40, profile_id_prior=0.0)
     base, prof = Fitter(model, cfg), Fitter(model, replace(cfg, profile_id_prior=8.0))
     fit = base.fit(turned)
@@ -121,8 +101,8 @@ def test_profile_exp_prior_scales_both_expression_priors_by_the_head_yaw(model):
     """The expression priors' own gain: the same factor of the fitted yaw on exp_prior and
     exp_sparse, none on a frontal face, none on the identity prior; the turned fit's expression
     shrinks."""
-    turned = _target(model, euler=(0.0, 45.0, 0.0))
-    frontal = _target(model, euler=(0.0, 0.0, 0.0))
+    turned = projected_targets(model, euler=(0.0, 45.0, 0.0))
+    frontal = projected_targets(model, euler=(0.0, 0.0, 0.0))
     weights = {**CFG.loss_weights, "exp_prior": 0.01, "exp_sparse": 0.05}
     cfg = replace(CFG, loss_weights=weights, iters=40, profile_exp_prior=0.0)
     base, prof = Fitter(model, cfg), Fitter(model, replace(cfg, profile_exp_prior=8.0))
@@ -144,7 +124,7 @@ def test_profile_exp_prior_scales_both_expression_priors_by_the_head_yaw(model):
 
 
 def test_a_batch_fits_each_face_as_if_alone(model):
-    a, b = _target(model), _target(model, id_c=(-1.0, 0.5), exp_c=0.8, euler=(-5.0, 20.0, 0.0))
+    a, b = projected_targets(model), projected_targets(model, id_c=(-1.0, 0.5), exp_c=0.8, euler=(-5.0, 20.0, 0.0))
     cfg = replace(CFG, iters=30)
     both = Fitter(model, cfg).fit([a, b])
     alone = Fitter(model, cfg).fit(b)
@@ -158,7 +138,7 @@ def test_converged_faces_leave_the_batch_compute(model, monkeypatch):
     and each face still ends where it would alone."""
     from fitter.fit.forward import ForwardPass
 
-    a, b = _target(model), _target(model, id_c=(-1.0, 0.5), exp_c=0.8, euler=(-5.0, 20.0, 0.0))
+    a, b = projected_targets(model), projected_targets(model, id_c=(-1.0, 0.5), exp_c=0.8, euler=(-5.0, 20.0, 0.0))
     cfg = replace(CFG, iters=100)  # both faces converge, at different iterations
     sizes = []
     real = ForwardPass.__call__
@@ -197,7 +177,7 @@ def test_live_batch_spreads_rows_back_and_merges_visibility():
 
 
 def test_weak_camera_and_lr_decay_run_through_the_fitter(model):
-    target = _target(model)
+    target = projected_targets(model)
     fit = Fitter(model, replace(CFG, camera="weak", lr_decay=0.1, iters=60)).fit(target)
     assert fit.camera.kind == "weak" and fit.camera.focal > 0  # focal = the scale, px per model unit
     assert fit.translation[2] == 0.0
@@ -237,7 +217,7 @@ def test_a_fit_does_not_import_the_compiler_stack(fake_model_file):
         "from fitter.optimize import Fitter\n"
         "import test_fitter_fake as t\n"
         f"m = registry.load({str(fake_model_file)!r})\n"
-        "Fitter(m, FitConfig(device='cpu', iters=3, rigid_iters=2, max_skin_points=50)).fit(t._target(m))\n"
+        "Fitter(m, FitConfig(device='cpu', iters=3, rigid_iters=2, max_skin_points=50)).fit(t.projected_targets(m))\n"
         "assert 'torch._dynamo' not in sys.modules, 'torch._dynamo was imported'\n"
     )
     here = Path(__file__).resolve().parent
@@ -247,7 +227,7 @@ def test_a_fit_does_not_import_the_compiler_stack(fake_model_file):
 
 
 def test_photometric_and_silhouette_terms_run_through_the_fitter(model):
-    target = _target(model)
+    target = projected_targets(model)
     target.image = np.full((SIZE, SIZE, 3), 120, np.uint8)
     weights = {**CFG.loss_weights, "pho": 1e-2, "sil_iou": 1e-2}
     fit = Fitter(model, replace(CFG, iters=5, rigid_iters=2, loss_weights=weights)).fit(target)
@@ -266,7 +246,7 @@ def test_rigid_stage_computes_the_shape_once_and_leaves_the_coefficients_trainab
         return vertices(self, id_c, exp_c)
 
     monkeypatch.setattr(type(model), "vertices", counted)
-    target = _target(model)
+    target = projected_targets(model)
     counts = []
     for n in (2, 12):
         calls.clear()
@@ -286,10 +266,15 @@ def test_passes_between_refreshes_compute_only_the_rows_they_read(which, request
     """Between visibility refreshes the forward pass blends and projects only the points its terms
     read: every term value and every gradient equals the all-points pass, the other rows are NaN,
     and a refresh or a term that reads every point (sil_iou) uses all rows. On the fake sphere and
-    on ICT-FaceKit (its contour lines, dense-mesh landmarks and sampled skin)."""
+    on ICT-FaceKit (its contour lines, dense-mesh landmarks, sampled skin and the shading term's
+    triangles)."""
     model = request.getfixturevalue("model" if which == "fake" else "ict_model")
-    cfg = replace(CFG, loss_weights={**CFG.loss_weights, "chamfer": 1e-3, "eye_closure": 1e-2})
-    targets = [_target(model), _target(model, id_c=(-0.5, 0.8), euler=(-5.0, 20.0, 0.0))]
+    cfg = replace(CFG, loss_weights={**CFG.loss_weights, "chamfer": 1e-3, "eye_closure": 1e-2, "shading": 1.0})
+    targets = [projected_targets(model), projected_targets(model, id_c=(-0.5, 0.8), euler=(-5.0, 20.0, 0.0))]
+    ys, xs = np.mgrid[0:SIZE, 0:SIZE]
+    shade = np.stack([xs, ys, xs + ys], -1) * (255.0 / (2 * SIZE))  # colours the shading term must explain
+    skin = np.full((SIZE, SIZE), PART_NAMES.index("skin") + 1, np.uint8)
+    targets = [replace(t, image=shade.astype(np.uint8), part_masks=skin) for t in targets]
     if which == "ict":  # uniform point weights: no part triangle corners among the rows to hide a miss
         cfg = replace(cfg, max_skin_points=1500, max_part_points=10**9, point_weights="uniform")
         rng = np.random.default_rng(0)
@@ -319,7 +304,7 @@ def test_passes_between_refreshes_compute_only_the_rows_they_read(which, request
     part, part_grads = run(False)
     assert torch.isnan(part.context.points_img).any(-1).sum().item() == 2 * (V - rows.numel())
     assert not torch.isnan(part.context.points_img[:, rows]).any()
-    assert set(part.values) == set(full.values)
+    assert set(part.values) == set(full.values) and float(full.values["shading"].min()) > 0
     for k in full.values:
         torch.testing.assert_close(part.values[k], full.values[k], rtol=1e-5, atol=1e-6, msg=k)
     for a, b in zip(part_grads, full_grads):
@@ -327,5 +312,5 @@ def test_passes_between_refreshes_compute_only_the_rows_they_read(which, request
     with torch.no_grad():
         assert not torch.isnan(fp(params, tb, camera, terms, visibility=seen, refresh=True).context.points_img).any()
         sil = {**terms, "sil_iou": 1.0}
-        tb_sil, _ = fitter._batch([_target(model)] * 2, sil)
+        tb_sil, _ = fitter._batch([projected_targets(model)] * 2, sil)
         assert not torch.isnan(fp(params, tb_sil, camera, sil, visibility=seen, refresh=False).context.points_img).any()

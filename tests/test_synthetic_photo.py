@@ -4,11 +4,14 @@ import numpy as np
 import pytest
 
 from fitter.synthetic_photo import (
+    PhotoStyle,
     closed_curve,
     fill_holes,
+    harder_light,
     inner_holes,
     random_style,
     render_photo,
+    shadow_factor,
     signed_distance,
     smooth_noise,
     vertex_normals,
@@ -44,6 +47,31 @@ def test_hole_fill_and_normals_on_a_tube():
     normals = vertex_normals(v, tri)
     radial = np.abs((normals[:, :2] * v[:, :2]).sum(1))
     np.testing.assert_allclose(radial, 1.0, atol=0.1)
+
+
+def test_shadow_map_darkens_what_lies_behind_an_occluder():
+    """A small square 2 units in front of a large one, the light from the camera: the large square
+    is dark right behind the small one and lit elsewhere; the small one is lit."""
+    def square(half, z):
+        v = np.array([[-half, -half, z], [half, -half, z], [half, half, z], [-half, half, z]], np.float64)
+        return v, np.array([[0, 1, 2], [0, 2, 3]])
+    back, tb = square(4.0, 10.0)
+    front, tf = square(1.0, 8.0)
+    cam = np.vstack([back, front])
+    tri = np.vstack([tb, tf + 4])
+    pos = np.array([[0.0, 0.0, 10.0], [0.5, -0.5, 10.0], [3.0, 3.0, 10.0], [-2.5, 0.0, 10.0], [0.0, 0.0, 8.0]])
+    lit = shadow_factor(cam, tri, pos, np.array([0.0, 0.0, -1.0]), unit=1.0, res=256)
+    np.testing.assert_allclose(lit, [0, 0, 1, 1, 1])
+
+
+def test_harder_light_changes_only_the_light_and_the_skin():
+    rng = np.random.default_rng(3)
+    plain = random_style(rng)
+    hard = harder_light(plain, np.random.default_rng(4))
+    assert PhotoStyle().shadows is False and PhotoStyle().fill == 0 and PhotoStyle().mottle == 0
+    assert hard.shadows and hard.fill > 0 and hard.mottle > 0 and hard.specular > plain.specular
+    assert (hard.skin, hard.hair, hard.light, hard.noise_seed) == (plain.skin, plain.hair, plain.light, plain.noise_seed)
+    assert np.sign(hard.fill_light[0]) == -np.sign(plain.light[0])  # the fill comes from the other side
 
 
 @pytest.fixture(scope="module")

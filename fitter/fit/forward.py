@@ -89,12 +89,14 @@ class ForwardPass:
         profile_exp_gain: the same for both expression priors (``exp_prior`` and ``exp_sparse``).
         exp_sparse_gamma: MCP's γ of the sparse expression prior (None = plain L1).
         mesh_point_weights: [478] factors of the mesh term per front-end mesh point (None = all 1).
+        shading_table: the shading term's vertices and the triangles around them (None: no term).
     """
 
     def __init__(self, space: ParamSpace, tables: PartTables, part_weights: Tensor, landmark_weights: Tensor,
                  exp_sparse_weights: Tensor, support_radius: int = 1, area_weights: bool = True,
                  profile_id_gain: float = 0.0, exp_sparse_gamma: Optional[float] = None,
-                 mesh_point_weights: Optional[Tensor] = None, profile_exp_gain: float = 0.0):
+                 mesh_point_weights: Optional[Tensor] = None, profile_exp_gain: float = 0.0,
+                 shading_table: Optional[L.ShadingTable] = None):
         self.space, self.model, self.tables = space, space.model, tables
         self.part_weights = part_weights
         self.landmark_weights = landmark_weights
@@ -105,13 +107,15 @@ class ForwardPass:
         self.profile_exp_gain = profile_exp_gain
         self.exp_sparse_gamma = exp_sparse_gamma
         self.mesh_point_weights = mesh_point_weights
+        self.shading_table = shading_table
         self._kept_shape: Optional[Tuple[Tensor, Tensor, Tensor]] = None  # (id, exp, points): see _shape
         self._rows: Optional[ShapeRows] = None  # see read_rows
 
     def read_rows(self) -> ShapeRows:
         """The model points a pass between refreshes reads (built once): every entry of the part
         point table (its padding too), the corners of the part triangles when PRDL weighs points
-        by area, the fixed landmarks, the contour candidates and the dense-mesh landmarks."""
+        by area, the fixed landmarks, the contour candidates, the dense-mesh landmarks and the
+        corners of the shading term's triangles."""
         if self._rows is None:
             m, tables = self.model, self.tables
             read = [tables.index.reshape(-1), m.landmarks68, m.contour_candidates.reshape(-1).clamp_min(0)]
@@ -119,6 +123,8 @@ class ForwardPass:
                 read.append(tables.area_triangles.reshape(-1))
             if m.mesh_landmarks is not None:
                 read.append(m.mesh_landmarks)
+            if self.shading_table is not None:
+                read.append(self.shading_table.rows)
             self._rows = m.rows(torch.unique(torch.cat([r.to(m.device) for r in read])))
         return self._rows
 
@@ -193,7 +199,7 @@ class ForwardPass:
             part_triangles=tables.part_triangles, landmark_weights=self.landmark_weights,
             exp_sparse_weights=self.exp_sparse_weights, exp_sparse_gamma=self.exp_sparse_gamma,
             mesh_point_weights=self.mesh_point_weights,
-            pred_weights=pred_weights, part_support=visibility.support,
+            pred_weights=pred_weights, part_support=visibility.support, rotation=R, shading_table=self.shading_table,
         )
         if self.profile_id_gain > 0 or self.profile_exp_gain > 0:
             yaw = matrix_to_euler(R.detach())[:, 1]

@@ -31,8 +31,11 @@ from fitter.losses.segmentation import (
     nearest_neighbors,
     soft_iou_loss,
 )
+from fitter.losses.shading import SHADING_TRIANGLES, ShadingTable, shading_loss, solve_light
 
 __all__ = [
+    "SHADING_TRIANGLES",
+    "ShadingTable",
     "EYE_PAIRS",
     "JAW_WEIGHT",
     "LIP_PAIRS",
@@ -62,6 +65,8 @@ __all__ = [
     "sample_image",
     "sh_basis",
     "sh_shading",
+    "shading_loss",
     "soft_iou_loss",
+    "solve_light",
     "vertex_normals",
 ]
