@@ -101,6 +101,7 @@ def shading_loss(image: Tensor, skin: Tensor, points_img: Tensor, points_cam: Te
     if points_cam.shape != (B, V, 3) or normals.shape != (B, V, 3) or visible.shape != (B, V):
         raise ValueError("points_cam and normals must be [B, V, 3] and visible [B, V] like points_img "
                          f"{tuple(points_img.shape)}")
+    basis = sh_basis(normals)
     with torch.no_grad():
         where = points_img.detach()
         ray = points_cam.detach()
@@ -108,8 +109,8 @@ def shading_loss(image: Tensor, skin: Tensor, points_img: Tensor, points_cam: Te
         colours = sample_image(image, where)
         inside = sample_image(skin, where)[..., 0] > 0.999
         w = (visible & inside & (facing > MIN_FACING)).to(colours.dtype)
-        M, u = solve_light(sh_basis(normals.detach()), colours, w)
-    r = torch.einsum("bvk,bkc->bvc", sh_basis(normals), M) - colours
+        M, u = solve_light(basis.detach(), colours, w)
+    r = torch.bmm(basis, M) - colours
     err = torch.sqrt(r.square().sum(-1) + CHARBONNIER_EPS**2) - CHARBONNIER_EPS
     return (err * u).sum(1) / u.sum(1).clamp_min(1e-9)
 
