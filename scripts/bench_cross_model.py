@@ -68,7 +68,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 import morphable_models
-from fitter.config import PAPER_FIT_OPTIONS, PAPER_LOSS_WEIGHTS, FitConfig, parse_fit_options, parse_loss_option
+from fitter.config import PAPER_FIT_OPTIONS, PAPER_LOSS_WEIGHTS, FitConfig
 from fitter.errors import ImageReadError, NoFaceError
 from fitter.metrics_3d import NOSE_TIP, crop_scan, now_error, sample_surface, umeyama
 from fitter.optimize import Fitter
@@ -80,6 +80,7 @@ from fitter.targets.pipeline import TargetConfig, build_targets
 from morphable_models.sfm import MAPPED_LANDMARKS
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fit_arguments import add_fit_arguments, describe_fit_arguments, read_fit_arguments  # noqa: E402
 from report_io import emit  # noqa: E402
 
 #: setting -> (loss weights over the defaults, FitConfig options); ``paper``: the paper's weights and
@@ -269,10 +270,7 @@ def parse_args(argv=None):
     ap.add_argument("--rigid-iters", type=int, default=50)
     ap.add_argument("--batch", type=int, default=7, help="faces per vectorized fit")
     ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS) + list(ORACLES))
-    ap.add_argument("--fit-option", action="append", default=[], metavar="KEY=VALUE",
-                    help="FitConfig field for every setting but mean (value parsed as JSON when it parses), repeatable")
-    ap.add_argument("--loss", action="append", default=[], metavar="NAME=W",
-                    help="loss weight for every setting but mean (lmk keeps prdl=0), repeatable")
+    add_fit_arguments(ap, "every setting but mean and the oracles (lmk keeps prdl=0)")
     ap.add_argument("--scan-points", type=int, default=20000, help="points sampled on the SFM mesh before the crop")
     ap.add_argument("--icp-iters", type=int, default=10)
     ap.add_argument("--device", default="cpu")
@@ -291,17 +289,7 @@ def parse_args(argv=None):
         ap.error("--cases and --batch must be >= 1")
     if any(abs(y) > 90 for y in args.yaws):
         ap.error("--yaws must lie within ±90 degrees")
-    try:
-        args.options = parse_fit_options(args.fit_option)
-    except ValueError as err:
-        ap.error(str(err))
-    args.losses = {}
-    for text in args.loss:
-        try:
-            name, w = parse_loss_option(text)
-        except ValueError as err:
-            ap.error(str(err))
-        args.losses[name] = w
+    args.options, args.losses = read_fit_arguments(ap, args)
     return args
 
 
@@ -329,8 +317,7 @@ def main(argv=None) -> int:
               f"{np.std(base):.2f} mm. Scan: {args.scan_points} area samples within 95 mm of the nose tip, "
               f"{args.icp_iters} ICP iterations. Render + front end: {render_s:.0f} s."
               + f" Landmarks: {args.landmarks}. Light: {args.light}."
-              + "".join(f" {k}={v}." for k, v in args.options.items())
-              + "".join(f" --loss {k}={v:g}." for k, v in args.losses.items()) + "\n\n")
+              + describe_fit_arguments(args.options, args.losses) + "\n\n")
     rows: Dict[str, List[CaseScore]] = {}
     weights: Dict[str, str] = {}
     secs: Dict[str, float] = {}

@@ -29,7 +29,7 @@ from typing import List
 import numpy as np
 
 import morphable_models
-from fitter.config import FitConfig, parse_fit_options, parse_loss_option
+from fitter.config import FitConfig
 from fitter.errors import ImageReadError, NoFaceError
 from fitter.optimize import Fitter
 from fitter.outputs.writer import write_png
@@ -38,6 +38,7 @@ from fitter.synthetic_photo import face_layout, random_style, render_photo
 from fitter.targets.pipeline import TargetConfig, build_targets
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fit_arguments import add_fit_arguments, describe_fit_arguments, read_fit_arguments  # noqa: E402
 from report_io import emit  # noqa: E402
 
 PRESET_CYCLE = ("asymmetric", "eyes_closed", "asymmetric", "neutral")
@@ -50,14 +51,11 @@ def parse_args(argv=None):
     ap.add_argument("--cases", type=int, default=16)
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--rigid-iters", type=int, default=50)
-    ap.add_argument("--fit-option", action="append", default=[], metavar="KEY=VALUE",
-                    help="FitConfig field over the defaults (value read as JSON when it parses); repeatable")
-    ap.add_argument("--loss", action="append", default=[], metavar="NAME=W", help="loss weight; repeatable")
+    add_fit_arguments(ap, "the fits, over the defaults")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=None, help="write the Markdown report here")
     args = ap.parse_args(argv)
-    args.options = parse_fit_options(args.fit_option)
-    args.losses = dict(parse_loss_option(x) for x in args.loss)
+    args.options, args.losses = read_fit_arguments(ap, args)
     return args
 
 
@@ -113,8 +111,7 @@ def main(argv=None) -> int:
                         key=lambda x: -x[1])[:4]
         lines.append(f"| {label} | {fit[blink[0]]:.2f} ({exp_c[blink[0]]:.0f}) | {fit[blink[1]]:.2f} "
                      f"({exp_c[blink[1]]:.0f}) | {', '.join(f'{n} {w:.2f}' for n, w in others) or '–'} |")
-    options = "".join(f" {k}={v}." for k, v in args.options.items()) + "".join(
-        f" --loss {k}={v:g}." for k, v in args.losses.items())
+    options = describe_fit_arguments(args.options, args.losses)
     summary = (f"{args.cases} ICT renders (seeds {args.seed0}..{args.seed0 + args.cases - 1}), {len(l1)} fitted, "
                f"{args.rigid_iters} rigid + {args.iters} main iterations.{options}\n\n"
                f"| closed eyes: blink mean (n) | open eyes: blink mean (n) | expression L1 error (53 weights) |\n"

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 import morphable_models
-from fitter.config import PAPER_LOSS_WEIGHTS, PAPER_PROFILE_OPTIONS, FitConfig, parse_fit_options, parse_loss_option
+from fitter.config import PAPER_LOSS_WEIGHTS, PAPER_PROFILE_OPTIONS, FitConfig
 from fitter.metrics import aligned_vertex_error, face_vertex_indices, landmark_nme, part_ious, render_part_labels
 from fitter.optimize import Fitter
 from fitter.outputs.atomic import write_text_atomic
@@ -56,6 +56,7 @@ from fitter.synthetic import EXPRESSIONS, EXTREME_PRESETS, mean_face_error, rand
 from morphable_models.model import PART_NAMES
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fit_arguments import add_fit_arguments, describe_fit_arguments, read_fit_arguments  # noqa: E402
 from report_io import emit  # noqa: E402
 
 #: Loss term -> weight used when that term is the only data term. Picked so the first weighted
@@ -179,18 +180,11 @@ def main() -> int:
                     help="expression presets, cycled over the cases")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--model", default="ict")
-    ap.add_argument("--fit-option", action="append", default=[], metavar="KEY=VALUE",
-                    help="FitConfig field for every setting (value parsed as JSON when it parses), repeatable")
-    ap.add_argument("--loss", action="append", default=[], metavar="NAME=W",
-                    help="loss weight for the default-based settings (lmk, lmk+prdl; lmk keeps prdl = 0), repeatable")
+    add_fit_arguments(ap, "every setting (--loss: the default-based ones, lmk and lmk+prdl; lmk keeps prdl = 0)")
     ap.add_argument("--no-outline", action="store_true", help="targets without part outlines (pixel centres only)")
     ap.add_argument("--out", default=None, help="write the Markdown table here")
     args = ap.parse_args()
-    try:
-        options = parse_fit_options(args.fit_option)
-        losses = dict(parse_loss_option(x) for x in args.loss)
-    except ValueError as err:
-        raise SystemExit(str(err)) from None
+    options, losses = read_fit_arguments(ap, args)
 
     model = morphable_models.load(args.model)
     face_idx = face_vertex_indices(model)
@@ -209,8 +203,7 @@ def main() -> int:
               f"model {args.model}. init = first main-stage weighted value of the data term; "
               f"err / mean face = vertex error over the mean face's error on the same case "
               f"(mean face: {np.mean(base):.2f} ± {np.std(base):.2f} mm)."
-              + "".join(f" {k}={v}." for k, v in options.items())
-              + "".join(f" --loss {k}={v:g}." for k, v in losses.items())
+              + describe_fit_arguments(options, losses)
               + (" Targets without part outlines." if args.no_outline else "") + "\n\n")
     rows: Dict[str, List[CaseScores]] = {}
     weights: Dict[str, Dict[str, float]] = {}

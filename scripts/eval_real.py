@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 import morphable_models
-from fitter.config import PAPER_FIT_OPTIONS, PAPER_LOSS_WEIGHTS, FitConfig, parse_fit_options, parse_loss_option
+from fitter.config import PAPER_FIT_OPTIONS, PAPER_LOSS_WEIGHTS, FitConfig
 from fitter.metrics import landmark_nme, part_ious, render_part_labels
 from fitter.optimize import Fitter, model_as_fitted
 from fitter.targets.landmark_files import read_pts
@@ -58,6 +58,7 @@ from fitter.targets.pipeline import TargetConfig, build_targets
 from morphable_models.model import PART_NAMES
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fit_arguments import add_fit_arguments, read_fit_arguments  # noqa: E402
 from real_data import SPLITS, split_300w  # noqa: E402
 from report_io import emit  # noqa: E402
 
@@ -337,22 +338,15 @@ def main() -> int:
     ap.add_argument("--targets", default="frontend", choices=["frontend", "gt"],
                     help="the fit's landmarks: MediaPipe's (as prdlfit fit) or the ground truth")
     ap.add_argument("--settings", nargs="+", default=[FRONT_END] + list(SETTINGS), choices=[FRONT_END] + list(SETTINGS))
-    ap.add_argument("--loss", action="append", default=[], metavar="NAME=W", help="loss weight for every fitted setting")
-    ap.add_argument("--fit-option", action="append", default=[], metavar="KEY=VALUE",
-                    help="FitConfig field for every fitted setting but paper (value parsed as JSON when it parses), "
-                         "repeatable")
+    add_fit_arguments(ap, "every fitted setting but paper")
     ap.add_argument("--landmarks", default="calibrated", choices=["calibrated", "vertices"],
                     help="the model's landmark definition (morphable_models.load(..., landmarks=))")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    try:
-        options = parse_fit_options(args.fit_option)
-    except ValueError as err:
-        ap.error(str(err))
+    options, extra = read_fit_arguments(ap, args)
 
     model = morphable_models.load("ict", landmarks=args.landmarks)
     items = load_items(args.shared, args.limit, args.limit_other, args.split, args.skip)
-    extra = dict(parse_loss_option(x) for x in args.loss)
     targets = []
     for it in items:
         try:

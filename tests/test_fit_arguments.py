@@ -1,0 +1,46 @@
+"""scripts/fit_arguments.py: the --fit-option / --loss arguments every benchmark script reads."""
+import argparse
+
+import pytest
+from conftest import load_script
+
+
+@pytest.fixture(scope="module")
+def fa():
+    return load_script("fit_arguments")
+
+
+def _parser(fa):
+    ap = argparse.ArgumentParser(prog="bench")
+    fa.add_fit_arguments(ap, "every setting")
+    return ap
+
+
+def test_values_are_parsed_and_described(fa):
+    ap = _parser(fa)
+    args = ap.parse_args(["--fit-option", "rel_tol=0.004", "--fit-option", 'exp_sparse_scale={"eyeLookUp_L": 5}',
+                          "--loss", "shading=0", "--loss", "prdl=1.6e-3"])
+    options, losses = fa.read_fit_arguments(ap, args)
+    assert options == {"rel_tol": 0.004, "exp_sparse_scale": {"eyeLookUp_L": 5.0}}
+    assert losses == {"shading": 0.0, "prdl": 1.6e-3}
+    assert fa.describe_fit_arguments(options, losses) == (
+        " rel_tol=0.004. exp_sparse_scale={'eyeLookUp_L': 5.0}. --loss shading=0. --loss prdl=0.0016.")
+    assert fa.read_fit_arguments(ap, ap.parse_args([])) == ({}, {})
+
+
+@pytest.mark.parametrize("argv,message", [(["--loss", "shade=1"], "shade"), (["--loss", "prdl"], "prdl"),
+                                          (["--fit-option", "no_such_field=1"], "no_such_field")])
+def test_a_bad_value_ends_with_one_line_and_exit_2(fa, capsys, argv, message):
+    ap = _parser(fa)
+    with pytest.raises(SystemExit) as stop:
+        fa.read_fit_arguments(ap, ap.parse_args(argv))
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("bench: error:") and message in err[-1] and "Traceback" not in "".join(err)
+
+
+def test_the_eye_closure_benchmark_refuses_a_bad_loss_in_one_line(capsys):
+    bench = load_script("bench_eye_closure")
+    with pytest.raises(SystemExit) as stop:
+        bench.parse_args(["--loss", "blink=2"])
+    assert stop.value.code == 2 and "blink" in capsys.readouterr().err
