@@ -69,18 +69,16 @@ import numpy as np
 
 import morphable_models
 from fitter.config import PAPER_FIT_OPTIONS, PAPER_LOSS_WEIGHTS, FitConfig
-from fitter.errors import ImageReadError, NoFaceError
 from fitter.metrics_3d import NOSE_TIP, crop_scan, now_error, sample_surface, umeyama
 from fitter.optimize import Fitter
 from fitter.outputs.atomic import write_text_atomic
-from fitter.outputs.writer import write_png
 from fitter.scan_oracle import fit_to_scan
 from fitter.synthetic_photo import face_layout, harder_light, random_style, render_photo
-from fitter.targets.pipeline import TargetConfig, build_targets
 from morphable_models.sfm import MAPPED_LANDMARKS
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fit_arguments import add_fit_arguments, describe_fit_arguments, read_fit_arguments  # noqa: E402
+from front_end_run import through_front_end  # noqa: E402
 from report_io import emit  # noqa: E402
 
 #: setting -> (loss weights over the defaults, FitConfig options); ``paper``: the paper's weights and
@@ -146,14 +144,12 @@ def make_cases(sfm, args, folder: str) -> List[Case]:
                              style=style, layout=layout)
         name = f"id{args.seed0 + ident}-{expression}"
         path = os.path.join(folder, f"{i:03d}_{name}.png")
-        write_png(path, photo.image)
         scan = crop_scan(sample_surface(photo.vertices_model, tris, args.scan_points, seed=i),
                          photo.vertices_model[nose])
         case = Case(name, expression, yaw, pitch, photo.vertices_model, scan, path)
-        try:
-            case.targets = build_targets(path, TargetConfig())[0]
-        except (NoFaceError, ImageReadError) as err:
-            case.failure = f"front end: {err}"
+        case.targets, why = through_front_end(photo.image, path)
+        if why is not None:
+            case.failure = f"front end: {why}"
         cases.append(case)
         print(f"case {i}: {name} yaw {yaw:+.0f} pitch {pitch:+.0f}: "
               f"{'face found' if case.failure is None else case.failure}", file=sys.stderr)

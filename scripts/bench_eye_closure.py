@@ -30,15 +30,13 @@ import numpy as np
 
 import morphable_models
 from fitter.config import FitConfig
-from fitter.errors import ImageReadError, NoFaceError
 from fitter.optimize import Fitter
-from fitter.outputs.writer import write_png
 from fitter.synthetic import EXPRESSIONS
 from fitter.synthetic_photo import face_layout, random_style, render_photo
-from fitter.targets.pipeline import TargetConfig, build_targets
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fit_arguments import add_fit_arguments, describe_fit_arguments, read_fit_arguments  # noqa: E402
+from front_end_run import through_front_end  # noqa: E402
 from report_io import emit  # noqa: E402
 
 PRESET_CYCLE = ("asymmetric", "eyes_closed", "asymmetric", "neutral")
@@ -77,14 +75,12 @@ def main(argv=None) -> int:
         yaw, pitch = float(rng.uniform(-40, 40)), float(rng.uniform(-12, 12))
         photo = render_photo(render_model, id_c, exp_c, (pitch, yaw, 0.0), size=512, style=random_style(rng),
                              layout=layout)
-        path = os.path.join(folder.name, f"{seed}.png")
-        write_png(path, photo.image)
         label = f"{seed} {preset} yaw {yaw:+.0f}"
-        try:
-            targets.append(build_targets(path, TargetConfig())[0])
-        except (NoFaceError, ImageReadError) as err:
-            failures.append(f"{label}: {err}")
+        found, why = through_front_end(photo.image, os.path.join(folder.name, f"{seed}.png"))
+        if found is None:
+            failures.append(f"{label}: {why}")
             continue
+        targets.append(found)
         truth.append(exp_c)
         labels.append(label)
         print(f"case {label}: face found", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""scripts/fit_arguments.py: the --fit-option / --loss arguments every benchmark script reads."""
+"""The benchmark scripts' shared pieces: scripts/fit_arguments.py (the --fit-option / --loss arguments)
+and scripts/front_end_run.py (a render through the front end)."""
 import argparse
 
 import pytest
@@ -44,3 +45,13 @@ def test_the_eye_closure_benchmark_refuses_a_bad_loss_in_one_line(capsys):
     with pytest.raises(SystemExit) as stop:
         bench.parse_args(["--loss", "blink=2"])
     assert stop.value.code == 2 and "blink" in capsys.readouterr().err
+
+
+def test_a_render_without_a_face_is_a_failure_with_its_reason(tmp_path):
+    pytest.importorskip("mediapipe")
+    import numpy as np
+
+    run = load_script("front_end_run")
+    path = tmp_path / "blank.png"
+    targets, why = run.through_front_end(np.full((256, 256, 3), 128, np.uint8), str(path))
+    assert targets is None and "no face found" in why and path.exists()
