@@ -245,6 +245,7 @@ class LossContext:
     id_prior_scale: Optional[Tensor] = None
     #: [B] factor of both expression priors per face (the same function, its own gain; None = 1).
     exp_prior_scale: Optional[Tensor] = None
+    #: [B, 3, 3] the pose's rotation (the shading term takes the expression's displacement out with it).
     rotation: Optional[Tensor] = None
     #: the shading term's triangles (None: no shading term)
     shading_table: Optional[L.ShadingTable] = None
@@ -391,13 +392,13 @@ TERMS: Dict[str, Callable[[LossContext], Tensor]] = {
 TERM_NEEDS: Dict[str, FrozenSet[str]] = {
     "prdl": frozenset({"point_sets"}),
     "lmk": frozenset(),
-    "shading": frozenset({"visibility", "some_image"}),
     "mesh_lmk": frozenset(),
     "eye_closure": frozenset(),
     "lip_closure": frozenset(),
     "id_prior": frozenset(),
     "exp_prior": frozenset(),
     "exp_sparse": frozenset(),
+    "shading": frozenset({"visibility", "some_image"}),
     "pho": frozenset({"visibility", "point_sets", "image", "all_points"}),
     "sil_iou": frozenset({"visibility", "point_sets", "masks", "all_points"}),
     "icp_t2p": frozenset({"point_sets"}),
