@@ -25,7 +25,7 @@ DEFAULT_LOSS_WEIGHTS: Dict[str, float] = {
     "mesh_lmk": 1.28e-2,  # the front end's dense mesh (MediaPipe's 478 points less the face oval and irises)
     "eye_closure": 2e-2,    # lid openings (upper minus lower lid landmark) match the detector's
     "lip_closure": 6.4e-3,  # inner-lip openings match the detector's
-    "id_prior": 5e-3,    # Gaussian prior on identity coefficients (paper λ_reg 3e-4; ours 17x)
+    "id_prior": 1.25e-3,  # Gaussian prior on identity coefficients (paper λ_reg 3e-4; ours 4x)
     "exp_prior": 3e-4,   # Gaussian prior on expression coefficients
     "exp_sparse": 3e-2,  # sparsity prior on expression coefficients (MCP, exp_sparse_gamma): a neutral face stays neutral
     "shading": 10.0,     # the skin's shading explained by the fitted normals (one colour, SH light; identity only)
