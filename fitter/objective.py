@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fitter import losses as L
-from fitter.geometry.conventions import MODEL_TO_CAMERA_DIAG
+from fitter.geometry.camera import model_to_camera
 from fitter.geometry.soft_raster import soft_silhouettes
 from fitter.targets.types import Targets
 from morphable_models.model import PART_NAMES, MorphableModel
@@ -361,7 +361,7 @@ def _shading(ctx: LossContext) -> Tensor:
     e = ctx.exp_coeffs
     if e.requires_grad:
         moved = torch.einsum("bk,kvc->bvc", e - e.detach(), table.exp_basis[: e.shape[1]])  # all 0
-        corners = corners - torch.einsum("bij,bvj->bvi", ctx.rotation, moved * moved.new_tensor(MODEL_TO_CAMERA_DIAG))
+        corners = corners - model_to_camera(moved, ctx.rotation, moved.new_zeros(moved.shape[0], 3))
     return L.shading_loss(t.image, t.skin, table.centroids(ctx.points_img[:, rows]), table.centroids(corners),
                           table.normals(corners), table.visible(ctx.visible[:, rows]))
 

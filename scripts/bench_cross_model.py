@@ -93,9 +93,9 @@ EXPRESSIONS_PER_IDENTITY = 7  # neutral + the SFM's 6 blendshapes
 #: the named case sets (--split): (seed of the first identity, cases). Settings are chosen on
 #: ``choice`` and reported on ``report``; the identities do not overlap. (Sessions 9-17 used the first
 #: two identities of each, 14 cases: ``--seed0 0 / 10 --cases 14``.)
+SPLITS = {"choice": (0, 10 * EXPRESSIONS_PER_IDENTITY), "report": (10, 10 * EXPRESSIONS_PER_IDENTITY)}
 #: first seed word of ``--light harder``'s draws (then the split's first identity and the case index)
 LIGHT_SEED = 999
-SPLITS = {"choice": (0, 10 * EXPRESSIONS_PER_IDENTITY), "report": (10, 10 * EXPRESSIONS_PER_IDENTITY)}
 YAW_BINS = ((0.0, 20.0), (20.0, 40.0), (40.0, 60.0 + 1e-6))
 
 

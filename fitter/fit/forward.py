@@ -89,7 +89,7 @@ class ForwardPass:
         profile_exp_gain: the same for both expression priors (``exp_prior`` and ``exp_sparse``).
         exp_sparse_gamma: MCP's γ of the sparse expression prior (None = plain L1).
         mesh_point_weights: [478] factors of the mesh term per front-end mesh point (None = all 1).
-        shading_table: the shading term's vertices and the triangles around them (None: no term).
+        shading_table: the shading term's triangles (:class:`fitter.losses.ShadingTable`; None: no term).
     """
 
     def __init__(self, space: ParamSpace, tables: PartTables, part_weights: Tensor, landmark_weights: Tensor,

@@ -27,6 +27,20 @@ _Y22 = 0.25 * math.sqrt(15.0 / math.pi)  # 0.546274
 _A0, _A1, _A2 = math.pi, 2.0 * math.pi / 3.0, math.pi / 4.0
 
 
+def triangle_normals(points: Tensor, triangles: Tensor) -> Tensor:
+    """Triangle normals scaled by twice the triangle's area, ``(b − a) × (c − a)`` (counter-clockwise
+    triangles face outwards).
+
+    Args:
+        points: [B, V, 3].
+        triangles: [F, 3] vertex indices.
+    Returns:
+        [B, F, 3], not normalized.
+    """
+    a, b, c = points[:, triangles[:, 0]], points[:, triangles[:, 1]], points[:, triangles[:, 2]]
+    return torch.cross(b - a, c - a, dim=-1)
+
+
 def vertex_normals(points: Tensor, triangles: Tensor) -> Tensor:
     """Area-weighted unit vertex normals (counter-clockwise triangles face outwards).
 
@@ -39,8 +53,7 @@ def vertex_normals(points: Tensor, triangles: Tensor) -> Tensor:
     if points.dim() != 3 or points.shape[-1] != 3:
         raise ValueError(f"points must be [B, V, 3], got {tuple(points.shape)}")
     tri = triangles.to(device=points.device, dtype=torch.long)
-    a, b, c = points[:, tri[:, 0]], points[:, tri[:, 1]], points[:, tri[:, 2]]
-    face_n = torch.cross(b - a, c - a, dim=-1)  # length = 2 × area
+    face_n = triangle_normals(points, tri)  # length = 2 × area
     n = torch.zeros_like(points)
     for k in range(3):
         n = n.index_add(1, tri[:, k], face_n)

@@ -39,7 +39,7 @@ from typing import Tuple
 import torch
 from torch import Tensor
 
-from fitter.losses.photometric import sample_image, sh_basis
+from fitter.losses.photometric import sample_image, sh_basis, triangle_normals
 
 #: Cauchy scale of the light's IRLS weights, [0, 1] colour units
 IRLS_SCALE = 0.05
@@ -147,9 +147,7 @@ class ShadingTable:
 
     def normals(self, corners: Tensor) -> Tensor:
         """[B, T, 3] unit normals of the triangles from their camera-space ``corners`` [B, R, 3]."""
-        t = self.triangles
-        a, b, c = corners[:, t[:, 0]], corners[:, t[:, 1]], corners[:, t[:, 2]]
-        n = torch.cross(b - a, c - a, dim=-1)
+        n = triangle_normals(corners, self.triangles)
         return n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
     def visible(self, corners_visible: Tensor) -> Tensor:
