@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 import morphable_models
-from fitter.config import FitConfig, parse_loss_option
+from fitter.config import FitConfig
 from fitter.losses.landmarks import jaw_outward_directions
 from fitter.metrics import face_vertex_indices
 from fitter.optimize import Fitter
@@ -56,6 +56,7 @@ from morphable_models.contours import contour_line, line_frame, pad_lines
 from morphable_models.landmark_embedding import LandmarkEmbedding, embed_landmarks, embedding_path, packaged_embedding
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fit_arguments import read_losses  # noqa: E402
 from real_data import split_300w  # noqa: E402
 
 #: the iBUG points the table places: the chin and everything but the jaw outline
@@ -158,10 +159,9 @@ def calibrate_jaw(model, proj: np.ndarray, gts: np.ndarray, scale: np.ndarray, a
 
 
 def fitted(model, targets, args):
-    """``(i, FitResult)`` for each of ``targets`` that fits (``args``: ``loss``, ``iters``,
+    """``(i, FitResult)`` for each of ``targets`` that fits (``args``: ``losses``, ``iters``,
     ``rigid_iters``, ``batch``), in batches, with progress on stderr."""
-    weights = dict(parse_loss_option(x) for x in args.loss)
-    fitter = Fitter(model, FitConfig(loss_weights=weights, iters=args.iters, rigid_iters=args.rigid_iters, device="cpu"))
+    fitter = Fitter(model, FitConfig(loss_weights=args.losses, iters=args.iters, rigid_iters=args.rigid_iters, device="cpu"))
     for s in range(0, len(targets), args.batch):
         chunk = list(range(s, min(s + args.batch, len(targets))))
         for i, res in zip(chunk, fitter.fit([targets[i] for i in chunk])):
@@ -208,6 +208,7 @@ def main() -> int:
                     help="keep the starting table's jaw lines and place only the fixed points")
     ap.add_argument("--out", default=str(embedding_path("ict")))
     args = ap.parse_args()
+    args.losses = read_losses(ap, args.loss)
 
     photos = split_300w(args.shared, args.split)[: args.limit]
     base = morphable_models.load("ict", landmarks="vertices")

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 import morphable_models
-from fitter.config import FitConfig, parse_loss_option
+from fitter.config import FitConfig
 from fitter.metrics import face_vertex_indices
 from fitter.targets.mediapipe_regions import connection_points
 from fitter.targets.pipeline import TargetConfig, build_targets
@@ -49,6 +49,7 @@ from morphable_models.mesh_landmarks import (
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from calibrate_landmarks import barycentric_grid, fitted, place_landmark  # noqa: E402
+from fit_arguments import read_losses  # noqa: E402
 from real_data import split_300w  # noqa: E402
 
 #: MediaPipe's named regions (mediapipe.python.solutions.face_mesh_connections.FACEMESH_<NAME>)
@@ -131,11 +132,12 @@ def main() -> int:
                     help="keep the first round's fits in this file and read them from it when it exists")
     ap.add_argument("--out", default=str(mesh_landmarks_path("ict")))
     args = ap.parse_args()
+    args.losses = read_losses(ap, args.loss)
 
     photos = split_300w(args.shared, args.split)[: args.limit]
     base = morphable_models.load("ict")
     # the table whose term the first round's fits carry (none when the fits leave the term off)
-    weights = FitConfig(loss_weights=dict(parse_loss_option(x) for x in args.loss)).loss_weights
+    weights = FitConfig(loss_weights=args.losses).loss_weights
     start = packaged_mesh_landmarks("ict") if weights["mesh_lmk"] > 0 else None
     targets = []
     for jpg in photos:

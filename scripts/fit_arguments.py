@@ -24,10 +24,18 @@ def read_fit_arguments(ap: argparse.ArgumentParser, args: argparse.Namespace) ->
     ``ap.error`` with its one-line message."""
     try:
         options = parse_fit_options(args.fit_option)
-        losses = dict(parse_loss_option(text) for text in args.loss)
     except ValueError as err:
         ap.error(str(err))
-    return options, losses
+    return options, read_losses(ap, args.loss)
+
+
+def read_losses(ap: argparse.ArgumentParser, texts) -> Dict[str, float]:
+    """The loss weights of ``--loss NAME=W`` texts (the calibration scripts take only these); a bad
+    one ends the script through ``ap.error``."""
+    try:
+        return dict(parse_loss_option(text) for text in texts)
+    except ValueError as err:
+        ap.error(str(err))
 
 
 def describe_fit_arguments(options: Dict[str, object], losses: Dict[str, float], sep: str = " ") -> str:

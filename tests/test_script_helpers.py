@@ -55,3 +55,11 @@ def test_a_render_without_a_face_is_a_failure_with_its_reason(tmp_path):
     path = tmp_path / "blank.png"
     targets, why = run.through_front_end(np.full((256, 256, 3), 128, np.uint8), str(path))
     assert targets is None and "no face found" in why and path.exists()
+
+
+def test_the_calibration_scripts_loss_reader_refuses_a_bad_weight_in_one_line(fa, capsys):
+    ap = argparse.ArgumentParser(prog="calibrate")
+    assert fa.read_losses(ap, ["mesh_lmk=0", "lmk=6.4e-3"]) == {"mesh_lmk": 0.0, "lmk": 6.4e-3}
+    with pytest.raises(SystemExit) as stop:
+        fa.read_losses(ap, ["lmk=heavy"])
+    assert stop.value.code == 2 and capsys.readouterr().err.strip().splitlines()[-1].startswith("calibrate: error:")
