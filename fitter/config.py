@@ -21,14 +21,14 @@ from fitter.geometry.conventions import FOCAL_224
 #: calibration halves of the cross-model and 300-W benchmarks (README, "Fitting real faces").
 DEFAULT_LOSS_WEIGHTS: Dict[str, float] = {
     "prdl": 0.8e-3,      # Part Re-projection Distance Loss (paper Eq. 6; the paper's weight)
-    "lmk": 6.4e-3,       # 68 landmarks with contour marching (paper: 1.6e-3)
-    "mesh_lmk": 1.28e-2,  # the front end's dense mesh (MediaPipe's 478 points less the face oval and irises)
+    "lmk": 9.6e-3,       # 68 landmarks with contour marching (paper: 1.6e-3)
+    "mesh_lmk": 1.92e-2,  # the front end's dense mesh (MediaPipe's 478 points less the face oval and irises)
     "eye_closure": 2e-2,    # lid openings (upper minus lower lid landmark) match the detector's
     "lip_closure": 6.4e-3,  # inner-lip openings match the detector's
     "id_prior": 1.25e-3,  # Gaussian prior on identity coefficients (paper λ_reg 3e-4; ours 4x)
-    "exp_prior": 3e-4,   # Gaussian prior on expression coefficients
-    "exp_sparse": 3e-2,  # sparsity prior on expression coefficients (MCP, exp_sparse_gamma): a neutral face stays neutral
-    "shading": 10.0,     # the skin's shading explained by the fitted normals (one colour, SH light; identity only)
+    "exp_prior": 4.5e-4,  # Gaussian prior on expression coefficients
+    "exp_sparse": 4.5e-2,  # sparsity prior on expression coefficients (MCP, exp_sparse_gamma): a neutral face stays neutral
+    "shading": 20.0,     # the skin's shading explained by the fitted normals (one colour, SH light; gradient to the identity only)
     "pho": 0.0,          # photometric term (models with colour)
     "sil_iou": 0.0,      # soft-silhouette IoU per part (comparison)
     "icp_t2p": 0.0,      # ICP target -> prediction (comparison)

@@ -348,11 +348,15 @@ def _pho(ctx: LossContext) -> Tensor:
 
 def _shading(ctx: LossContext) -> Tensor:
     """The shading term at the centroids of the model's skin and nose triangles
-    (``LossContext.shading_table``), its gradient reaching the identity and the pose only: the
-    corners' camera-space points less the expression's displacement (value 0, gradient A_exp) give
-    normals whose expression gradient is 0. Shading is left to say what the face's shape is, the
-    landmarks what it does (on real photos, with the expressions free, beards and shadows went into
-    cheekPuff and the like: BENCHMARKS.md, "Session 19")."""
+    (``LossContext.shading_table``), its gradient reaching the identity only. The corners'
+    camera-space points less the expression's displacement (value 0, gradient A_exp) give normals
+    whose expression gradient is 0; the normals ``n = R ñ`` are then turned by ``R_d Rᵀ`` (R_d = R
+    detached: the identity in value, since RᵀR = I for every pose), which leaves them unchanged but
+    takes the pose out of their gradient. Shading is left to say what the face's shape is; the
+    landmarks say what it does (on real photos, with the expressions free, beards and shadows went
+    into cheekPuff and the like: BENCHMARKS.md, "Session 19") and where it faces (the light is
+    solved anew at every evaluation, so a turn of the head and a turn of the light look alike:
+    "Session 20")."""
     t, table = ctx.target, ctx.shading_table
     if t.image is None or t.skin is None or ctx.visible is None or ctx.rotation is None or table is None:
         raise ValueError("the shading term needs the crop image, its skin mask, visibility, the pose and its table")
@@ -362,8 +366,12 @@ def _shading(ctx: LossContext) -> Tensor:
     if e.requires_grad:
         moved = torch.einsum("bk,kvc->bvc", e - e.detach(), table.exp_basis[: e.shape[1]])  # all 0
         corners = corners - model_to_camera(moved, ctx.rotation, moved.new_zeros(moved.shape[0], 3))
+    normals = table.normals(corners)
+    R = ctx.rotation
+    if R.requires_grad:
+        normals = torch.einsum("bij,btj->bti", R.detach() @ R.transpose(1, 2), normals)
     return L.shading_loss(t.image, t.skin, table.centroids(ctx.points_img[:, rows]), table.centroids(corners),
-                          table.normals(corners), table.visible(ctx.visible[:, rows]))
+                          normals, table.visible(ctx.visible[:, rows]))
 
 
 #: name -> term(ctx) -> [B] unweighted. Keys equal fitter.config.LOSS_NAMES.
