@@ -28,7 +28,7 @@ DEFAULT_LOSS_WEIGHTS: Dict[str, float] = {
     "id_prior": 1.25e-3,  # Gaussian prior on identity coefficients (paper λ_reg 3e-4; ours 4x)
     "exp_prior": 4.5e-4,  # Gaussian prior on expression coefficients
     "exp_sparse": 4.5e-2,  # sparsity prior on expression coefficients (MCP, exp_sparse_gamma): a neutral face stays neutral
-    "shading": 20.0,     # the skin's shading explained by the fitted normals (one colour, SH light; gradient to the identity only)
+    "shading": 20.0,     # the skin's shading explained by the fitted normals (one colour, SH light; identity gradient only)
     "pho": 0.0,          # photometric term (models with colour)
     "sil_iou": 0.0,      # soft-silhouette IoU per part (comparison)
     "icp_t2p": 0.0,      # ICP target -> prediction (comparison)
