@@ -156,7 +156,7 @@ class FitConfig:
             concave penalty with this γ (in units of each shape's std; for blendshape weights in
             [0, 1], γ = 1 fades the pull from full at 0 to none at 1), so small weights still go
             to 0 while a strong expression the image asks for is not shrunk
-            (:func:`fitter.losses.l1_prior`). Default 1, with ``exp_sparse`` 3e-2 (L1 before: 2e-2).
+            (:func:`fitter.losses.l1_prior`). Default 1, with ``exp_sparse`` 4.5e-2 (3e-2 in sessions 13-19; L1 before: 2e-2).
         mesh_region_weights: region name -> factor of the ``mesh_lmk`` term on the front end's mesh
             points of that region (``eyes``, ``brows``, ``lips``, ``nose``, ``rest``: MediaPipe's
             own region outlines, :mod:`fitter.targets.mediapipe_regions`; missing regions: 1).
