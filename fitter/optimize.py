@@ -81,7 +81,7 @@ class Fitter:
             support_radius=cfg.support_radius, area_weights=cfg.point_weights == "area",
             profile_id_gain=cfg.profile_id_prior, exp_sparse_gamma=cfg.exp_sparse_gamma,
             mesh_point_weights=self._mesh_point_weights(cfg), profile_exp_gain=cfg.profile_exp_prior,
-            shading_table=self._shading_table(cfg))
+            shading_table=self._shading_table(cfg), profile_jaw=cfg.profile_jaw_weight)
 
     # ------------------------------------------------------------------ public
     def fit(self, inputs: Union[Inputs, Sequence[Inputs]],

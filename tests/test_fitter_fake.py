@@ -58,8 +58,9 @@ def test_each_face_ends_at_its_best_logged_iterate(model):
     (Visibility refreshed every iteration, so that the logged objectives and the final one are
     the same function; with stale visibility between refreshes they differ slightly.)"""
     target = projected_targets(model)
-    # the closure terms off: with them this overshooting run happens to end on its best step
-    cfg = replace(CFG, lr=0.3, iters=40, rel_tol=0.0, visibility_every=1,
+    # the closure terms off and the jaw at its weight before session 20 (0.5): with either this
+    # overshooting run happens to end on its best step
+    cfg = replace(CFG, lr=0.3, iters=40, rel_tol=0.0, visibility_every=1, jaw_landmark_weight=0.5,
                   loss_weights={"eye_closure": 0.0, "lip_closure": 0.0})
     fit = Fitter(model, cfg).fit(target)
     full = [row["total"] for row in fit.history.rows if row["stage"] == "full"]
@@ -121,6 +122,34 @@ def test_profile_exp_prior_scales_both_expression_priors_by_the_head_yaw(model):
     assert np.abs(prof.fit(turned).exp_coeffs).sum() < np.abs(fit.exp_coeffs).sum()
     with pytest.raises(ValueError, match="profile_exp_prior"):
         replace(CFG, profile_exp_prior=-1.0)
+
+
+def test_profile_jaw_weight_fades_the_jaw_landmarks_of_a_turned_face_only(model):
+    """The landmark term of a face turned 45° with its jaw points off: at profile_jaw_weight f the
+    jaw's share of the term is scaled by 1 − (1 − f)·r² (the priors' ramp), and a frontal face's
+    term is untouched."""
+    turned = projected_targets(model, euler=(0.0, 45.0, 0.0))
+    frontal = projected_targets(model, euler=(0.0, 0.0, 0.0))
+    cfg = replace(CFG, iters=30, profile_jaw_weight=1.0)
+    flat_fitter, faded = Fitter(model, cfg), Fitter(model, replace(cfg, profile_jaw_weight=0.25))
+    fit = flat_fitter.fit(turned)
+    jaw = [i for i in range(17) if i != 8]
+    moved = replace(turned, landmarks=turned.landmarks.copy())
+    moved.landmarks[jaw] += 6.0  # every fading jaw point 6 px off in x and y
+    args = (fit.id_coeffs, fit.exp_coeffs, fit.rotation, fit.translation)
+    plain = flat_fitter.evaluate(moved, *args)["lmk"] - flat_fitter.evaluate(turned, *args)["lmk"]
+    scaled = faded.evaluate(moved, *args)["lmk"] - faded.evaluate(turned, *args)["lmk"]  # the jaw's change only
+    ramp = ((abs(fit.euler_deg[1]) - 30.0) / 30.0) ** 2
+    assert 0.1 < ramp < 0.5 and plain > 0.05  # weighted values: the offsets add ~17 px² × λ_lmk
+    assert scaled == pytest.approx(plain * (1.0 - 0.75 * ramp), rel=0.02)
+    flat = flat_fitter.fit(frontal)
+    flat_args = (flat.id_coeffs, flat.exp_coeffs, flat.rotation, flat.translation)
+    moved_front = replace(frontal, landmarks=frontal.landmarks.copy())
+    moved_front.landmarks[jaw] += 6.0
+    assert faded.evaluate(moved_front, *flat_args)["lmk"] == pytest.approx(
+        flat_fitter.evaluate(moved_front, *flat_args)["lmk"])
+    with pytest.raises(ValueError, match="profile_jaw_weight"):
+        replace(CFG, profile_jaw_weight=-1.0)
 
 
 def test_a_batch_fits_each_face_as_if_alone(model):

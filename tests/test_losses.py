@@ -13,6 +13,7 @@ from fitter.losses import (
     closure_loss,
     dcd_loss,
     default_landmark_weights,
+    fade_jaw_weights,
     gaussian_prior,
     icp_p2t_loss,
     icp_t2p_loss,
@@ -71,10 +72,26 @@ def test_closure_loss_scores_openings_not_positions():
 def test_default_landmark_weights():
     w = default_landmark_weights()
     assert w.shape == (68,) and (w > 0).all()
-    assert w[0] < w[8] and w[36] > w[30] and w[48] > w[17]
+    assert w[0] <= w[8] and w[36] > w[30] and w[48] > w[17]
+    assert default_landmark_weights(jaw=0.5)[0] < w[8]
     heavy = default_landmark_weights(jaw=2.0)
     assert heavy[0] == heavy[16] == heavy[8] == 2.0 and torch.equal(heavy[17:], w[17:])
     assert default_landmark_weights(jaw=0.25)[8] == 1.0  # the chin keeps at least 1
+
+
+def test_fade_jaw_weights_scales_the_jaw_but_the_chin_along_the_ramp():
+    w = default_landmark_weights(jaw=1.0)
+    faded = fade_jaw_weights(w, torch.tensor([0.0, 0.5, 1.0]), 0.4)
+    assert faded.shape == (3, 68) and torch.equal(faded[0], w)
+    jaw = [i for i in range(17) if i != 8]
+    assert torch.allclose(faded[1, jaw], w[jaw] * 0.7) and torch.allclose(faded[2, jaw], w[jaw] * 0.4)
+    assert (faded[:, 8] == w[8]).all() and torch.equal(faded[:, 17:], w[17:].expand(3, -1))
+    pred, target = torch.zeros(3, 68, 2), torch.ones(3, 68, 2)
+    valid = torch.ones(3, 68, dtype=torch.bool)
+    per_face = landmark_loss(pred, target, valid, faded)
+    assert torch.allclose(per_face, 2.0 * faded.sum(1) / 68)
+    with pytest.raises(ValueError, match="weights"):
+        landmark_loss(pred, target, valid, faded[:2])
 
 
 def test_march_contour_picks_the_outermost_point_along_the_jaw_normal():

@@ -87,6 +87,8 @@ class ForwardPass:
         profile_id_gain: the identity prior's factor at profile (:func:`fitter.losses.profile_factor`
             of the current head yaw; 0 = off).
         profile_exp_gain: the same for both expression priors (``exp_prior`` and ``exp_sparse``).
+        profile_jaw: the jaw landmarks' weight factor at profile (:func:`fitter.losses.fade_jaw_weights`;
+            1 = the same weight at every pose).
         exp_sparse_gamma: MCP's γ of the sparse expression prior (None = plain L1).
         mesh_point_weights: [478] factors of the mesh term per front-end mesh point (None = all 1).
         shading_table: the shading term's triangles (:class:`fitter.losses.ShadingTable`; None: no term).
@@ -96,7 +98,7 @@ class ForwardPass:
                  exp_sparse_weights: Tensor, support_radius: int = 1, area_weights: bool = True,
                  profile_id_gain: float = 0.0, exp_sparse_gamma: Optional[float] = None,
                  mesh_point_weights: Optional[Tensor] = None, profile_exp_gain: float = 0.0,
-                 shading_table: Optional[L.ShadingTable] = None):
+                 shading_table: Optional[L.ShadingTable] = None, profile_jaw: float = 1.0):
         self.space, self.model, self.tables = space, space.model, tables
         self.part_weights = part_weights
         self.landmark_weights = landmark_weights
@@ -105,6 +107,7 @@ class ForwardPass:
         self.area_weights = area_weights
         self.profile_id_gain = profile_id_gain
         self.profile_exp_gain = profile_exp_gain
+        self.profile_jaw = profile_jaw
         self.exp_sparse_gamma = exp_sparse_gamma
         self.mesh_point_weights = mesh_point_weights
         self.shading_table = shading_table
@@ -201,8 +204,10 @@ class ForwardPass:
             mesh_point_weights=self.mesh_point_weights,
             pred_weights=pred_weights, part_support=visibility.support, rotation=R, shading_table=self.shading_table,
         )
-        if self.profile_id_gain > 0 or self.profile_exp_gain > 0:
+        if self.profile_id_gain > 0 or self.profile_exp_gain > 0 or self.profile_jaw != 1.0:
             yaw = matrix_to_euler(R.detach())[:, 1]
+            if self.profile_jaw != 1.0 and terms.get("lmk", 0) > 0:
+                ctx.jaw_ramp, ctx.jaw_at_profile = L.profile_ramp(yaw), self.profile_jaw
             if self.profile_id_gain > 0 and terms.get("id_prior", 0) > 0:
                 ctx.id_prior_scale = L.profile_factor(yaw, self.profile_id_gain)
             if self.profile_exp_gain > 0 and (terms.get("exp_prior", 0) > 0 or terms.get("exp_sparse", 0) > 0):

@@ -9,6 +9,7 @@ from fitter.losses.landmarks import (
     LIP_PAIRS,
     closure_loss,
     default_landmark_weights,
+    fade_jaw_weights,
     landmark_loss,
     march_contour_landmarks,
 )
@@ -22,7 +23,7 @@ from fitter.losses.prdl import (
     prdl_loss,
     prdl_part_losses,
 )
-from fitter.losses.priors import PROFILE_YAW_DEG, gaussian_prior, l1_prior, l2_prior, profile_factor
+from fitter.losses.priors import PROFILE_YAW_DEG, gaussian_prior, l1_prior, l2_prior, profile_factor, profile_ramp
 from fitter.losses.segmentation import (
     chamfer_loss,
     dcd_loss,
@@ -45,6 +46,7 @@ __all__ = [
     "chamfer_loss",
     "dcd_loss",
     "default_landmark_weights",
+    "fade_jaw_weights",
     "farthest_point_sample",
     "gaussian_prior",
     "l1_prior",
@@ -62,6 +64,7 @@ __all__ = [
     "prdl_loss",
     "prdl_part_losses",
     "profile_factor",
+    "profile_ramp",
     "sample_image",
     "sh_basis",
     "sh_shading",

@@ -11,8 +11,12 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-#: Weight of the jaw contour points 0-16 in the landmark term (FitConfig.jaw_landmark_weight).
-JAW_WEIGHT = 0.5
+#: Weight of the jaw contour points 0-16 in the landmark term (FitConfig.jaw_landmark_weight; 0.5
+#: until session 20, when the jaw fading towards profile below made 1 pay: BENCHMARKS.md "Session 20").
+JAW_WEIGHT = 1.0
+
+#: the jaw points that fade (0-16 but the chin, 8, which keeps its weight of at least 1)
+_FADING_JAW = [i for i in range(17) if i != 8]
 
 
 def default_landmark_weights(device: Optional[torch.device] = None, dtype: Optional[torch.dtype] = None,
@@ -36,6 +40,24 @@ def default_landmark_weights(device: Optional[torch.device] = None, dtype: Optio
     w[48:60] = 1.5
     w[[36, 39, 42, 45, 48, 54]] = 2.0
     return w
+
+
+def fade_jaw_weights(weights: Tensor, ramp: Tensor, at_profile: float) -> Tensor:
+    """Per-face landmark weights whose jaw points (but the chin) fade from their weight to
+    ``at_profile`` times it as the head turns.
+
+    Args:
+        weights: [68] per-landmark weights (:func:`default_landmark_weights`).
+        ramp: [B] 0 (frontal) to 1 (profile), :func:`fitter.losses.profile_ramp` of the yaw.
+        at_profile: the jaw's factor at ramp 1 (1 = no fading).
+    Returns:
+        [B, 68]: ``w_k · (1 − (1 − at_profile) · ramp)`` for the fading jaw points, ``w_k`` elsewhere.
+    """
+    if weights.dim() != 1 or ramp.dim() != 1:
+        raise ValueError(f"weights must be [68] and ramp [B], got {tuple(weights.shape)} and {tuple(ramp.shape)}")
+    out = weights.to(ramp.dtype).unsqueeze(0).repeat(ramp.shape[0], 1)
+    out[:, _FADING_JAW] = out[:, _FADING_JAW] * (1.0 - (1.0 - float(at_profile)) * ramp).unsqueeze(1)
+    return out
 
 
 def _check_landmark_inputs(pred: Tensor, target: Tensor, valid: Tensor) -> None:
@@ -90,7 +112,7 @@ def landmark_loss(pred: Tensor, target: Tensor, valid: Tensor, weights: Optional
         target: [B, 68, 2] detected landmarks, pixels (entries where ``valid`` is False are
             ignored, NaN allowed there).
         valid: [B, 68] bool.
-        weights: [68] or None (all ones).
+        weights: [68], or [B, 68] per face, or None (all ones).
     Returns:
         [B] pixels².
     """
@@ -99,8 +121,9 @@ def landmark_loss(pred: Tensor, target: Tensor, valid: Tensor, weights: Optional
     tgt = torch.where(v.unsqueeze(-1), target.to(device=pred.device, dtype=pred.dtype), pred.detach())
     err = (pred - tgt).square().sum(dim=-1)  # [B, K]
     if weights is not None:
-        if weights.shape != pred.shape[1:2]:
-            raise ValueError(f"weights must be [{pred.shape[1]}], got {tuple(weights.shape)}")
+        if weights.shape != pred.shape[1:2] and weights.shape != pred.shape[:2]:
+            raise ValueError(f"weights must be [{pred.shape[1]}] or [{pred.shape[0]}, {pred.shape[1]}], "
+                             f"got {tuple(weights.shape)}")
         err = err * weights.to(device=pred.device, dtype=pred.dtype)
     err = torch.where(v, err, torch.zeros_like(err))
     return err.sum(dim=1) / v.sum(dim=1).clamp_min(1).to(pred.dtype)

@@ -81,6 +81,19 @@ def l1_prior(coeffs: Tensor, std: Tensor, weights: Optional[Tensor] = None,
     return z.sum(dim=1)
 
 
+def profile_ramp(yaw: Tensor, yaw_deg: Tuple[float, float] = PROFILE_YAW_DEG) -> Tensor:
+    """``r²`` with ``r = clamp((|yaw| − y₀) / (y₁ − y₀), 0, 1)``, (y₀, y₁) = ``yaw_deg``: 0 up to y₀,
+    1 from y₁ on; [B] yaw in radians (any sign) -> [B], no gradient. The one ramp from frontal to
+    profile that :func:`profile_factor` and the jaw's fading weight
+    (:func:`fitter.losses.fade_jaw_weights`) follow."""
+    if yaw.dim() != 1:
+        raise ValueError(f"yaw must be [B], got {tuple(yaw.shape)}")
+    y0, y1 = (math.radians(float(d)) for d in yaw_deg)
+    if not y1 > y0:
+        raise ValueError(f"yaw_deg must rise, got {tuple(yaw_deg)}")
+    return ((yaw.detach().abs() - y0) / (y1 - y0)).clamp(0.0, 1.0).square()
+
+
 def profile_factor(yaw: Tensor, gain: float, yaw_deg: Tuple[float, float] = PROFILE_YAW_DEG) -> Tensor:
     """Per-face factor of a prior that grows as the head turns towards profile.
 
@@ -97,10 +110,4 @@ def profile_factor(yaw: Tensor, gain: float, yaw_deg: Tuple[float, float] = PROF
     Returns:
         [B] factors ≥ 1, same dtype and device as ``yaw`` (no gradient).
     """
-    if yaw.dim() != 1:
-        raise ValueError(f"yaw must be [B], got {tuple(yaw.shape)}")
-    y0, y1 = (math.radians(float(d)) for d in yaw_deg)
-    if not y1 > y0:
-        raise ValueError(f"yaw_deg must rise, got {tuple(yaw_deg)}")
-    r = ((yaw.detach().abs() - y0) / (y1 - y0)).clamp(0.0, 1.0)
-    return 1.0 + float(gain) * r.square()
+    return 1.0 + float(gain) * profile_ramp(yaw, yaw_deg)
