@@ -60,8 +60,8 @@ PAPER_LOSS_WEIGHTS: Dict[str, float] = {**DEFAULT_LOSS_WEIGHTS, "lmk": 1.6e-3, "
                                         "exp_sparse": 0.0, "eye_closure": 0.0, "lip_closure": 0.0,
                                         "mesh_lmk": 0.0, "shading": 0.0}
 
-#: The paper's priors are the same at every pose: the FitConfig fields that make ours grow towards
-#: profile, turned off (part of PAPER_FIT_OPTIONS).
+#: The paper's priors and landmark weights are the same at every pose: the FitConfig fields that make
+#: ours change towards profile, turned off (part of PAPER_FIT_OPTIONS).
 PAPER_PROFILE_OPTIONS: Dict[str, object] = {"profile_id_prior": 0.0, "profile_exp_prior": 0.0, "profile_jaw_weight": 1.0}
 
 #: The FitConfig fields (besides the weights) that undo our other real-face levers for the paper's
@@ -138,13 +138,15 @@ class FitConfig:
             with the front end's own polygons, :mod:`morphable_models.frontend_parts`); ``rules``
             the model's own annotation (:mod:`morphable_models.parts`).
         jaw_landmark_weight: weight of the 17 jaw contour points in the landmark term (the chin at
-            least 1; the others' weights are fixed); None = ``fitter.losses.JAW_WEIGHT`` (1; 0.5
-            until session 20).
+            least 1; the others' weights are fixed); None = ``fitter.losses.JAW_WEIGHT`` (0.5).
         profile_jaw_weight: the jaw points' (but the chin's) weight factor as the head turns: 1 up
             to 30° of yaw, this from 60° on, along the priors' ramp (:func:`fitter.losses.profile_ramp`);
-            1 = the same weight at every pose (the paper). A turned face's jaw is the detector's guess
-            at a silhouette: the full weight there bent the identity (choice split, 40-60°: 1.50 →
-            1.54 mm), while frontal faces gained in 2D (BENCHMARKS.md "Session 20"). Default 0.5.
+            1 = the same weight at every pose (the default, and the paper's). With
+            ``jaw_landmark_weight`` 1 and this 0.5 the 300-W jaws fit better (report: all 68 0.0432 →
+            0.0426, the jaw 0.0791 → 0.0772) at the same 3D error (a turned face's jaw is the detector's
+            guess at a silhouette: the full weight there bent the identity), but some fits converge
+            more slowly (the wink photo: 139 → 243 iterations, 1.46× the time): BENCHMARKS.md
+            "Session 20". Not the default until early stopping copes with it.
         profile_id_prior: gain of the identity prior as the head turns: ``id_prior`` is multiplied
             per face by ``fitter.losses.profile_factor`` of the current yaw (1 up to 30°, 1 + gain
             from 60° on, rising quadratically between); 0 = the same prior at every pose (the paper). The
@@ -202,7 +204,7 @@ class FitConfig:
     jaw_landmark_weight: Optional[float] = None
     profile_id_prior: float = 9.0
     profile_exp_prior: float = 9.0
-    profile_jaw_weight: float = 0.5
+    profile_jaw_weight: float = 1.0
     exp_sparse_gamma: Optional[float] = DEFAULT_EXP_SPARSE_GAMMA
     mesh_region_weights: Dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MESH_REGION_WEIGHTS))
 
