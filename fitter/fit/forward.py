@@ -41,21 +41,30 @@ class Visibility:
 
     points: [B, V] bool z-buffer visibility (None = not computed yet). support: [B, P, N] bool,
     True where the rendered fit shows the point's part within ``support_radius`` pixels (None =
-    not computed).
+    not computed). kept / below: [B, V] bool, :func:`fitter.fit.point_sets.vertex_masks` at the
+    refresh (visible and not under an occluder; below the forehead cut). Like the z-buffer they
+    hold between refreshes: recomputed at every pass, a skin point on the forehead cut or an
+    occluder's edge went in and out of the skin's point set step after step, and PRDL jumped with
+    it (BENCHMARKS.md "Speed, session 20").
     """
 
     points: Optional[Tensor] = None
     support: Optional[Tensor] = None
+    kept: Optional[Tensor] = None
+    below: Optional[Tensor] = None
+
+    def _fields(self) -> Tuple[Optional[Tensor], ...]:
+        return (self.points, self.support, self.kept, self.below)
 
     def select(self, index: Tensor) -> "Visibility":
         """The faces ``index`` [b] (long) of the batch."""
-        return Visibility(*(None if x is None else x.index_select(0, index) for x in (self.points, self.support)))
+        return Visibility(*(None if x is None else x.index_select(0, index) for x in self._fields()))
 
     def merged(self, index: Tensor, part: "Visibility", batch: int) -> "Visibility":
         """A copy of this [B] visibility with the rows ``index`` replaced by ``part``'s [b] (rows
         never computed are False)."""
         out = []
-        for full, sub in ((self.points, part.points), (self.support, part.support)):
+        for full, sub in zip(self._fields(), part._fields()):
             if sub is None:
                 out.append(full)
                 continue
@@ -153,14 +162,17 @@ class ForwardPass:
         self._kept_shape = (id_c.clone(), exp_c.clone(), verts)
         return verts
 
-    def _see(self, pts_img: Tensor, pts_cam: Tensor, size: Tuple[int, int]) -> Visibility:
-        """Z-buffer visibility and the part points' label support at the current fit."""
+    def _see(self, pts_img: Tensor, pts_cam: Tensor, tb: TargetBatch) -> Visibility:
+        """Z-buffer visibility, the part points' label support and the points' occluder and forehead
+        masks at the current fit."""
+        size = tb.size
         vis, face = zbuffer_visibility(pts_img, pts_cam[..., 2], self.tables.all_triangles, size, return_faces=True)
         support = None
         if self.support_radius >= 0:
             labels = face_labels(face, self.tables.tri_labels)  # the z-buffer's own triangle map
             support = label_support(labels, pts_img[:, self.tables.index], self.support_radius)
-        return Visibility(vis, support)
+        kept, below = vertex_masks(pts_img, vis, tb.occlusion, tb.forehead_line)
+        return Visibility(vis, support, kept, below)
 
     def __call__(self, params: FaceParams, tb: TargetBatch, camera: FittingCamera, terms: Mapping[str, float],
                  colour: Optional[Colour] = None, visibility: Optional[Visibility] = None, refresh: bool = True,
@@ -185,13 +197,15 @@ class ForwardPass:
             pts_img = camera.project(pts_cam, params.log_depth)
         if see:
             with torch.no_grad():
-                visibility = self._see(pts_img.detach(), pts_cam.detach(), tb.size)
+                visibility = self._see(pts_img.detach(), pts_cam.detach(), tb)
         with torch.no_grad():
             lmk_index = L.march_contour_landmarks(pts_img.detach(), m.contour_candidates, m.landmarks68)
         pred_valid = pred_weights = None
         if needs_sets:
             with torch.no_grad():
-                kept, below = vertex_masks(pts_img.detach(), visibility.points, tb.occlusion, tb.forehead_line)
+                kept, below = visibility.kept, visibility.below
+                if kept is None or below is None:
+                    kept, below = vertex_masks(pts_img.detach(), visibility.points, tb.occlusion, tb.forehead_line)
                 pred_valid = tables.counted(kept, below, visibility.support, tb.part_present)
                 if self.area_weights and terms.get("prdl", 0) > 0:
                     pred_weights = tables.area_weights(pts_img.detach(), kept, below) * pred_valid
