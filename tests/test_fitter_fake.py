@@ -343,3 +343,27 @@ def test_passes_between_refreshes_compute_only_the_rows_they_read(which, request
         sil = {**terms, "sil_iou": 1.0}
         tb_sil, _ = fitter._batch([projected_targets(model)] * 2, sil)
         assert not torch.isnan(fp(params, tb_sil, camera, sil, visibility=seen, refresh=False).context.points_img).any()
+
+
+def test_between_refreshes_the_point_masks_are_the_refreshs(model):
+    """The part points' occluder and forehead masks are taken at the visibility refresh and held
+    until the next, like the z-buffer: a pass between refreshes reads them from the refresh's
+    :class:`Visibility` (here: a forehead mask cut in half after the refresh thins the skin's point
+    set), and the refresh itself computes them anew."""
+    fitter = Fitter(model, CFG)
+    terms = CFG.active_losses()
+    tb, camera = fitter._batch([projected_targets(model)], terms)
+    params = fitter.space.initial(tb.landmarks, tb.landmark_valid, camera)
+    seen = fitter.forward(params, tb, camera, terms, refresh=True).visibility
+    assert seen.kept is not None and seen.below is not None and bool(seen.below.any())
+    skin = PART_NAMES.index("skin")
+    counted = fitter.forward(params, tb, camera, terms, visibility=seen, refresh=False).context.pred_valid[:, skin]
+    assert bool(counted.any())
+    half = seen.below.clone()
+    half[:, ::2] = False
+    cut = replace(seen, below=half)
+    thinned = fitter.forward(params, tb, camera, terms, visibility=cut, refresh=False).context.pred_valid[:, skin]
+    assert 0 < int(thinned.sum()) < int(counted.sum()) and not bool((thinned & ~counted).any())
+    again = fitter.forward(params, tb, camera, terms, visibility=cut, refresh=True)
+    assert torch.equal(again.visibility.below, seen.below)
+    assert torch.equal(again.context.pred_valid[:, skin], counted)
