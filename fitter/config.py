@@ -138,15 +138,14 @@ class FitConfig:
             with the front end's own polygons, :mod:`morphable_models.frontend_parts`); ``rules``
             the model's own annotation (:mod:`morphable_models.parts`).
         jaw_landmark_weight: weight of the 17 jaw contour points in the landmark term (the chin at
-            least 1; the others' weights are fixed); None = ``fitter.losses.JAW_WEIGHT`` (0.5).
+            least 1; the others' weights are fixed); None = ``fitter.losses.JAW_WEIGHT`` (1; 0.5
+            until session 20).
         profile_jaw_weight: the jaw points' (but the chin's) weight factor as the head turns: 1 up
             to 30° of yaw, this from 60° on, along the priors' ramp (:func:`fitter.losses.profile_ramp`);
-            1 = the same weight at every pose (the default, and the paper's). With
-            ``jaw_landmark_weight`` 1 and this 0.5 the 300-W jaws fit better (report: all 68 0.0432 →
-            0.0426, the jaw 0.0791 → 0.0772) at the same 3D error (a turned face's jaw is the detector's
-            guess at a silhouette: the full weight there bent the identity), but some fits converge
-            more slowly (the wink photo: 139 → 243 iterations, 1.46× the time): BENCHMARKS.md
-            "Session 20". Not the default until early stopping copes with it.
+            1 = the same weight at every pose (the paper). Default 0.5: with the jaw at 1 the 300-W
+            jaws fit better (choice photos: all 68 0.0453 → 0.0448, the jaw 0.0817 → 0.0798) at the
+            same 3D error, where the jaw at 1 at every pose cost 3D at 40-60° of yaw (a turned face's
+            jaw is the detector's guess at a silhouette): BENCHMARKS.md "Session 20".
         profile_id_prior: gain of the identity prior as the head turns: ``id_prior`` is multiplied
             per face by ``fitter.losses.profile_factor`` of the current yaw (1 up to 30°, 1 + gain
             from 60° on, rising quadratically between); 0 = the same prior at every pose (the paper). The
@@ -204,7 +203,7 @@ class FitConfig:
     jaw_landmark_weight: Optional[float] = None
     profile_id_prior: float = 9.0
     profile_exp_prior: float = 9.0
-    profile_jaw_weight: float = 1.0
+    profile_jaw_weight: float = 0.5
     exp_sparse_gamma: Optional[float] = DEFAULT_EXP_SPARSE_GAMMA
     mesh_region_weights: Dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MESH_REGION_WEIGHTS))
 

@@ -58,8 +58,8 @@ def test_each_face_ends_at_its_best_logged_iterate(model):
     (Visibility refreshed every iteration, so that the logged objectives and the final one are
     the same function; with stale visibility between refreshes they differ slightly.)"""
     target = projected_targets(model)
-    # the closure terms off and the jaw at 0.5 (the default; with the jaw at 1 or the closure terms on
-    # this overshooting run happens to end on its best step)
+    # the closure terms off and the jaw at 0.5 (its weight before session 20): with the jaw at 1 or
+    # the closure terms on this overshooting run happens to end on its best step
     cfg = replace(CFG, lr=0.3, iters=40, rel_tol=0.0, visibility_every=1, jaw_landmark_weight=0.5,
                   loss_weights={"eye_closure": 0.0, "lip_closure": 0.0})
     fit = Fitter(model, cfg).fit(target)

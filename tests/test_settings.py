@@ -196,5 +196,5 @@ def test_fit_options_of_the_scripts_parse_as_json_and_are_checked():
             parse_fit_options([bad])
     paper = FitConfig(loss_weights=PAPER_LOSS_WEIGHTS, **PAPER_FIT_OPTIONS)
     assert paper.model_landmarks == "vertices" and paper.profile_id_prior == paper.profile_exp_prior == 0.0
-    assert paper.profile_jaw_weight == 1.0
+    assert paper.profile_jaw_weight == 1.0 and FitConfig().profile_jaw_weight < 1.0
     assert FitConfig().profile_id_prior > 0 and FitConfig().profile_exp_prior > 0  # the default leans on the priors at profile

@@ -11,10 +11,10 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-#: Weight of the jaw contour points 0-16 in the landmark term (FitConfig.jaw_landmark_weight). 1 with
-#: FitConfig.profile_jaw_weight 0.5 fits the 300-W jaws better but converges more slowly on some
-#: photos (BENCHMARKS.md "Session 20"): not the default yet.
-JAW_WEIGHT = 0.5
+#: Weight of the jaw contour points 0-16 in the landmark term (FitConfig.jaw_landmark_weight; 0.5
+#: until session 20, when the jaw's weight fading towards profile, FitConfig.profile_jaw_weight, made
+#: 1 pay: BENCHMARKS.md "Session 20").
+JAW_WEIGHT = 1.0
 
 #: the jaw points that fade (0-16 but the chin, 8, which keeps its weight of at least 1)
 _FADING_JAW = [i for i in range(17) if i != 8]
