@@ -229,6 +229,8 @@ class LossContext:
     mask_resolution: int = MASK_RESOLUTION
     albedo: Optional[Tensor] = None
     sh: Optional[Tensor] = None
+    #: [68] per-landmark weights, or [B, 68] per face where the jaw's weight fades with the yaw
+    #: (:func:`fitter.losses.fade_jaw_weights`); None = all 1.
     landmark_weights: Optional[Tensor] = None
     #: [K_exp] per-shape factors of the sparse expression prior (None = all 1).
     exp_sparse_weights: Optional[Tensor] = None
@@ -245,11 +247,6 @@ class LossContext:
     id_prior_scale: Optional[Tensor] = None
     #: [B] factor of both expression priors per face (the same function, its own gain; None = 1).
     exp_prior_scale: Optional[Tensor] = None
-    #: [B] :func:`fitter.losses.profile_ramp` of each face's yaw, for the jaw points' fading weight
-    #: (None = no fading).
-    jaw_ramp: Optional[Tensor] = None
-    #: the jaw points' weight factor at profile (``FitConfig.profile_jaw_weight``).
-    jaw_at_profile: float = 1.0
     #: [B, 3, 3] the pose's rotation (the shading term takes the expression's displacement out with it).
     rotation: Optional[Tensor] = None
     #: the shading term's triangles (None: no shading term)
@@ -286,10 +283,7 @@ def prdl_per_part(ctx: LossContext) -> Tensor:
 
 
 def _lmk(ctx: LossContext) -> Tensor:
-    weights = ctx.landmark_weights
-    if weights is not None and ctx.jaw_ramp is not None:
-        weights = L.fade_jaw_weights(weights, ctx.jaw_ramp, ctx.jaw_at_profile)
-    return L.landmark_loss(ctx.landmarks_img(), ctx.target.landmarks, ctx.target.landmark_valid, weights)
+    return L.landmark_loss(ctx.landmarks_img(), ctx.target.landmarks, ctx.target.landmark_valid, ctx.landmark_weights)
 
 
 def _mesh_lmk(ctx: LossContext) -> Tensor:

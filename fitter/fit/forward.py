@@ -42,7 +42,7 @@ class Visibility:
     points: [B, V] bool z-buffer visibility (None = not computed yet). support: [B, P, N] bool,
     True where the rendered fit shows the point's part within ``support_radius`` pixels (None =
     not computed). kept / below: [B, V] bool, :func:`fitter.fit.point_sets.vertex_masks` at the
-    refresh (visible and not under an occluder; below the forehead cut). Like the z-buffer they
+    refresh, set with ``points`` (visible and not under an occluder; below the forehead cut). Like the z-buffer they
     hold between refreshes: recomputed at every pass, a skin point on the forehead cut or an
     occluder's edge went in and out of the skin's point set step after step, and PRDL jumped with
     it (BENCHMARKS.md "Speed, session 20").
@@ -204,8 +204,6 @@ class ForwardPass:
         if needs_sets:
             with torch.no_grad():
                 kept, below = visibility.kept, visibility.below
-                if kept is None or below is None:
-                    kept, below = vertex_masks(pts_img.detach(), visibility.points, tb.occlusion, tb.forehead_line)
                 pred_valid = tables.counted(kept, below, visibility.support, tb.part_present)
                 if self.area_weights and terms.get("prdl", 0) > 0:
                     pred_weights = tables.area_weights(pts_img.detach(), kept, below) * pred_valid
@@ -221,7 +219,7 @@ class ForwardPass:
         if self.profile_id_gain > 0 or self.profile_exp_gain > 0 or self.profile_jaw != 1.0:
             yaw = matrix_to_euler(R.detach())[:, 1]
             if self.profile_jaw != 1.0 and terms.get("lmk", 0) > 0:
-                ctx.jaw_ramp, ctx.jaw_at_profile = L.profile_ramp(yaw), self.profile_jaw
+                ctx.landmark_weights = L.fade_jaw_weights(self.landmark_weights, L.profile_ramp(yaw), self.profile_jaw)
             if self.profile_id_gain > 0 and terms.get("id_prior", 0) > 0:
                 ctx.id_prior_scale = L.profile_factor(yaw, self.profile_id_gain)
             if self.profile_exp_gain > 0 and (terms.get("exp_prior", 0) > 0 or terms.get("exp_sparse", 0) > 0):
