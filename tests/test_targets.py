@@ -18,6 +18,7 @@ from fitter.targets.draw import draw_targets
 from fitter.targets.facer_backend import FACER_CELEBM_NAMES, FACER_LAPA_NAMES, fix_left_right, map_facer_labels
 from fitter.targets.landmark_files import LandmarkFileError, read_landmark_file
 from fitter.targets.mediapipe_68 import TABLE, mesh_to_ibug68
+from fitter.targets.mediapipe_views import DEFAULT_VIEWS, MIRROR, View, back_to_photo, view_matrix
 from fitter.targets.metrics import landmark_nme, mask_iou
 from fitter.targets.pipeline import TargetConfig, analyze_faces, build_targets
 from fitter.targets.types import CropTransform
@@ -72,6 +73,34 @@ def test_mediapipe_68_table_is_complete():
         assert all(0 <= v < 478 for v, _ in row)
     mesh = np.random.RandomState(1).rand(478, 3) * 100
     assert mesh_to_ibug68(mesh).shape == (68, 2)
+
+
+def test_mirror_table_pairs_the_mesh_parts_left_and_right():
+    from morphable_models import mediapipe_topology as T
+
+    m = np.asarray(MIRROR)
+    assert m.shape == (478,) and np.array_equal(m[m], np.arange(478))  # an involution
+    assert np.array_equal(m[list(T.RIGHT_EYE)], T.LEFT_EYE)
+    assert np.array_equal(m[list(T.RIGHT_BROW_UPPER)], T.LEFT_BROW_UPPER)
+    assert np.array_equal(m[list(T.LIPS_OUTER_UPPER)], T.LIPS_OUTER_UPPER[::-1])
+    assert m[468] == 473  # the iris centres
+    assert set(np.flatnonzero(m == np.arange(478))) >= {0, 1, 4, 152, 10}  # mid-line points stay
+
+
+@pytest.mark.parametrize("view", DEFAULT_VIEWS + (View(-20.0, True),))
+def test_a_view_maps_its_mesh_back_onto_the_photo(view):
+    rng = np.random.default_rng(0)
+    photo = np.c_[rng.uniform(50, 450, (478, 2)), rng.normal(0, 20, 478)]  # [478, 3] points in the photo
+    M = view_matrix((260.0, 240.0), 300.0, view, 384)
+    seen = photo[:, :2] @ M[:, :2].T + M[:, 2]  # where each photo point lands in the view's input
+    if view.mirror:  # the mesh names the mirror image's points: its point i is the photo's MIRROR[i]
+        seen = seen[np.asarray(MIRROR)]
+    z = photo[np.asarray(MIRROR), 2] if view.mirror else photo[:, 2]
+    back = back_to_photo(np.c_[seen, z * 384 / 300.0], M, view)
+    assert np.allclose(back, photo, atol=1e-9)
+    # the square's centre lands mid-input in every view, its side fills the input
+    assert np.allclose(M[:, :2] @ [260.0, 240.0] + M[:, 2], [192.0, 192.0])
+    assert np.isclose(abs(np.linalg.det(M[:, :2])), (384 / 300.0) ** 2)
 
 
 def test_mediapipe_face_solutions_import_light_and_leave_the_package_whole():
@@ -197,6 +226,8 @@ def test_registering_a_backend_keeps_the_builtins(monkeypatch):
 def test_config_validation():
     with pytest.raises(ValueError, match="parser"):
         TargetConfig(parser="magic").validate()
+    with pytest.raises(ValueError, match="mesh_views must be one of averaged, single"):
+        TargetConfig(mesh_views="several")
     with pytest.raises(ValueError, match="landmarks"):
         TargetConfig(landmarks="magic").validate()
 
@@ -245,6 +276,29 @@ def test_overlay_drawing(examples):
     img = draw_targets(t)
     assert img.shape == (448, 448, 3) and img.dtype == np.uint8
     assert not np.array_equal(cv2.resize(t.image, (448, 448), interpolation=cv2.INTER_NEAREST), img)
+
+
+def test_a_mirrored_view_of_the_mirrored_photo_is_the_photos_own_mesh(examples):
+    """The mirrored view of a mirrored photo shows MediaPipe the photo's own pixels: its mesh, mapped
+    back and re-indexed through MIRROR, is the photo's single-view mesh mirrored point for point."""
+    from fitter.targets.mediapipe_mesh import detect_faces, mesh_in_box
+
+    path, _ = examples["2.png"]
+    rgb = np.array(Image.open(path).convert("RGB"))
+    W = rgb.shape[1]
+    box = detect_faces(rgb)[0].box
+    own = mesh_in_box(rgb, box, views=(View(),))
+    flipped = np.ascontiguousarray(rgb[:, ::-1])
+    fbox = (W - 1 - box[2], box[1], W - 1 - box[0], box[3])
+    seen = mesh_in_box(flipped, fbox, views=(View(mirror=True),))
+    back = seen[np.asarray(MIRROR)]  # the flipped photo's point i is the photo's point MIRROR[i]
+    back[:, 0] = W - 1 - back[:, 0]
+    assert np.abs(back - own).max() < 0.05
+    # the default views average to a mesh within a few pixels of the single view's
+    averaged = mesh_in_box(rgb, box)
+    width = own[:, 0].max() - own[:, 0].min()
+    shift = np.linalg.norm(averaged[:, :2] - own[:, :2], axis=1)
+    assert 0 < shift.mean() < 0.02 * width and shift.max() < 0.08 * width
 
 
 def test_landmark_nme_on_300w_sample(shared):

@@ -17,6 +17,7 @@ from fitter.targets.crop import warp_to_crop
 from fitter.targets.face import FaceAnalysis
 from fitter.targets.mediapipe_68 import mesh_to_ibug68
 from fitter.targets.mediapipe_mesh import face_meshes, mesh_box
+from fitter.targets.mediapipe_views import views_named
 from fitter.targets.types import CropTransform
 from morphable_models.mediapipe_topology import BROW_GROW, EYE_SHRINK
 
@@ -71,13 +72,14 @@ class MediapipeParser:
 
     name = "mediapipe"
 
-    def __init__(self, min_score: float = 0.5, parts: MeshPartsConfig = MeshPartsConfig()):
+    def __init__(self, min_score: float = 0.5, parts: MeshPartsConfig = MeshPartsConfig(), views: str = "averaged"):
         self.min_score = min_score
         self.parts = parts
+        self.views = views_named(views)
 
     def detect(self, rgb: np.ndarray, max_faces: int) -> List[FaceAnalysis]:
         out = []
-        for det, mesh in face_meshes(rgb, max_faces=max_faces, min_score=self.min_score):
+        for det, mesh in face_meshes(rgb, max_faces=max_faces, min_score=self.min_score, views=self.views):
             lm = mesh_to_ibug68(mesh)
             out.append(FaceAnalysis(box=mesh_box(mesh), score=det.score, landmarks68=lm,
                                     landmark_valid=np.ones(68, dtype=bool), mesh=mesh, backend=self.name))
@@ -97,13 +99,16 @@ class MediapipeLandmarks:
 
     name = "mediapipe"
 
+    def __init__(self, views: str = "averaged"):
+        self.views = views_named(views)
+
     def landmarks(self, rgb: np.ndarray, face: FaceAnalysis, source: str, scale: float = 1.0) -> Tuple[np.ndarray, np.ndarray]:
         if face.mesh is not None:
             return mesh_to_ibug68(face.mesh), np.ones(68, dtype=bool)
         # A face from another detector: run the mesh inside its box.
         from fitter.targets.mediapipe_mesh import mesh_in_box
 
-        mesh = mesh_in_box(rgb, face.box)
+        mesh = mesh_in_box(rgb, face.box, views=self.views)
         if mesh is None:
             return np.zeros((68, 2)), np.zeros(68, dtype=bool)
         return mesh_to_ibug68(mesh), np.ones(68, dtype=bool)

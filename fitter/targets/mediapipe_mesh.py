@@ -2,8 +2,9 @@
 
 Runs fully offline. Faces are found by the BlazeFace short- and full-range detectors (merged), then
 each face is cropped square around its box, resized and passed to the face mesh in static mode, so
-small faces in large photos and several faces per photo work. The models are created once per
-process (creation is slow) and reused.
+small faces in large photos and several faces per photo work. The crop is taken in a few views (the
+photo, mirrored, turned by ±8°: :mod:`fitter.targets.mediapipe_views`) whose meshes are averaged.
+The models are created once per process (creation is slow) and reused.
 
 Mesh points come back in original image pixels: ``[478, 3]`` (x, y in pixels, z in the mesh's
 relative depth scaled like x; smaller z = closer to the camera).
@@ -13,11 +14,12 @@ from __future__ import annotations
 import threading
 import warnings
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from fitter.targets.mediapipe_import import face_solutions
+from fitter.targets.mediapipe_views import DEFAULT_VIEWS, View, back_to_photo, view_matrix
 from fitter.targets.native_logs import native_stderr_silenced, quiet_native_loggers
 
 _MODELS: Dict[Tuple[str, int], object] = {}
@@ -152,24 +154,12 @@ def _square_around(box, factor: float) -> Tuple[float, float, float]:
     return cx, cy, side
 
 
-def mesh_in_box(rgb: np.ndarray, box, crop_factor: float = 2.2, crop_px: int = 384) -> Optional[np.ndarray]:
-    """Run the 478-point face mesh on a square crop around ``box``.
-
-    Args:
-        rgb: [H, W, 3] uint8 RGB.
-        box: (x0, y0, x1, y1) face box in pixels of ``rgb``.
-        crop_factor: crop side / box side.
-        crop_px: the crop is resized to this many pixels (mesh input is 192-256 px anyway).
-    Returns:
-        [478, 3] float64 (x, y pixels of ``rgb``, z same scale as x) of the face nearest the crop
-        centre, or None when the mesh finds no face there.
-    """
+def _mesh_of_view(rgb: np.ndarray, centre, side: float, view: View, crop_px: int) -> Optional[np.ndarray]:
+    """The mesh of one view (:mod:`fitter.targets.mediapipe_views`) in photo pixels, or None."""
     import cv2
 
-    cx, cy, side = _square_around(box, crop_factor)
-    s = crop_px / side
-    M = np.array([[s, 0.0, crop_px / 2.0 - s * cx], [0.0, s, crop_px / 2.0 - s * cy]])
-    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    M = view_matrix(centre, side, view, crop_px)
+    interp = cv2.INTER_AREA if crop_px < side else cv2.INTER_LINEAR
     crop = cv2.warpAffine(rgb, M, (crop_px, crop_px), flags=interp, borderMode=cv2.BORDER_REPLICATE)
     res = _process(_model("mesh", 2), crop)
     if not res.multi_face_landmarks:
@@ -182,12 +172,38 @@ def mesh_in_box(rgb: np.ndarray, box, crop_factor: float = 2.2, crop_px: int = 3
         d = np.linalg.norm(p[:, :2].mean(0) - crop_px / 2.0)
         if d < best_d:
             best, best_d = p, d
-    # Back to image pixels.
-    out = best.copy()
-    out[:, 0] = (best[:, 0] - M[0, 2]) / s
-    out[:, 1] = (best[:, 1] - M[1, 2]) / s
-    out[:, 2] = best[:, 2] / s
-    return out
+    return back_to_photo(best, M, view)
+
+
+def mesh_in_box(rgb: np.ndarray, box, crop_factor: float = 2.2, crop_px: int = 384,
+                views: Sequence[View] = DEFAULT_VIEWS) -> Optional[np.ndarray]:
+    """Run the 478-point face mesh on square crops around ``box``, one per view, and average them.
+
+    Args:
+        rgb: [H, W, 3] uint8 RGB.
+        box: (x0, y0, x1, y1) face box in pixels of ``rgb``.
+        crop_factor: crop side / box side.
+        crop_px: the crop is resized to this many pixels (mesh input is 192-256 px anyway).
+        views: the test-time views (:data:`fitter.targets.mediapipe_views.DEFAULT_VIEWS`: the photo,
+            mirrored, turned by ±8°); their meshes are averaged point by point.
+    Returns:
+        [478, 3] float64 (x, y pixels of ``rgb``, z same scale as x) of the face nearest the crop
+        centre, or None when the mesh finds no face in the first view. A view whose mesh lies
+        elsewhere (its centre over a quarter of the face's width from the first view's) is left out.
+    """
+    if not views:
+        raise ValueError("mesh_in_box needs at least one view")
+    cx, cy, side = _square_around(box, crop_factor)
+    first = _mesh_of_view(rgb, (cx, cy), side, views[0], crop_px)
+    if first is None:
+        return None
+    found = [first]
+    width = float(first[:, 0].max() - first[:, 0].min())
+    for view in views[1:]:
+        m = _mesh_of_view(rgb, (cx, cy), side, view, crop_px)
+        if m is not None and np.linalg.norm(m[:, :2].mean(0) - first[:, :2].mean(0)) < 0.25 * width:
+            found.append(m)
+    return np.mean(found, axis=0)
 
 
 def mesh_box(mesh: np.ndarray) -> Tuple[float, float, float, float]:
@@ -196,7 +212,7 @@ def mesh_box(mesh: np.ndarray) -> Tuple[float, float, float, float]:
 
 
 def face_meshes(rgb: np.ndarray, max_faces: int = 8, min_score: float = 0.5,
-                refine: bool = False) -> List[Tuple[DetectedFace, np.ndarray]]:
+                refine: bool = False, views: Sequence[View] = DEFAULT_VIEWS) -> List[Tuple[DetectedFace, np.ndarray]]:
     """Detect faces and fit the mesh to each, largest face first.
 
     Args:
@@ -204,16 +220,17 @@ def face_meshes(rgb: np.ndarray, max_faces: int = 8, min_score: float = 0.5,
         max_faces: at most this many faces (the largest).
         refine: run the mesh a second time on a crop centred on the first mesh (no gain measured on
             300-W, so off by default).
+        views: the test-time views each face's mesh averages (:func:`mesh_in_box`).
     Returns:
         list of (detection, [478, 3] mesh in pixels of ``rgb``); faces the mesh rejects are dropped.
     """
     out = []
     for det in detect_faces(rgb, min_score=min_score, tiles="always" if max_faces > 1 else "auto"):
-        mesh = mesh_in_box(rgb, det.box)
+        mesh = mesh_in_box(rgb, det.box, views=views)
         if mesh is None:
             continue
         if refine:
-            again = mesh_in_box(rgb, mesh_box(mesh), crop_factor=1.6)
+            again = mesh_in_box(rgb, mesh_box(mesh), crop_factor=1.6, views=views)
             if again is not None and np.linalg.norm(again[:, :2].mean(0) - mesh[:, :2].mean(0)) < 0.25 * (
                 mesh[:, 0].max() - mesh[:, 0].min()
             ):
