@@ -103,6 +103,23 @@ def test_a_view_maps_its_mesh_back_onto_the_photo(view):
     assert np.isclose(abs(np.linalg.det(M[:, :2])), (384 / 300.0) ** 2)
 
 
+def test_mesh_in_box_averages_the_views_that_found_the_same_face(monkeypatch):
+    from fitter.targets import mediapipe_mesh as mm
+
+    base = np.c_[np.random.default_rng(1).uniform(100, 200, (478, 2)), np.zeros(478)]  # 100 px wide
+    found = {View(): base, View(mirror=True): base + [2.0, 0.0, 0.0], View(8.0): None,  # no face there
+             View(-8.0): base + [60.0, 0.0, 0.0],  # another face: its centre 60 px away
+             View(8.0, True): base - [2.0, 0.0, 0.0], View(-8.0, True): base + [0.0, 3.0, 0.0]}
+    monkeypatch.setattr(mm, "_mesh_of_view", lambda rgb, centre, side, view, crop_px: found[view])
+    rgb = np.zeros((300, 300, 3), np.uint8)
+    out = mm.mesh_in_box(rgb, (100, 100, 200, 200))
+    assert np.allclose(out, base + [0.0, 0.75, 0.0])  # the photo's, two mirrored and one turned view
+    found[View()] = None  # the photo's own view decides whether there is a face
+    assert mm.mesh_in_box(rgb, (100, 100, 200, 200)) is None
+    with pytest.raises(ValueError, match="at least one view"):
+        mm.mesh_in_box(rgb, (100, 100, 200, 200), views=())
+
+
 def test_mediapipe_face_solutions_import_light_and_leave_the_package_whole():
     """The face solutions come without matplotlib (mediapipe's drawing utilities import pyplot:
     ~1 s of startup); later code that imports mediapipe in full still gets the whole package."""
