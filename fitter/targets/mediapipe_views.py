@@ -3,8 +3,7 @@
 MediaPipe's face mesh is a single-shot regressor: its points move by a pixel or two when the face
 is mirrored or turned a few degrees in its input, and that jitter is a large part of its error
 against human annotations (300-W). The front end runs the mesh on a few such views of one face box,
-maps each back to the photo and averages them (:func:`fitter.targets.mediapipe_mesh.mesh_in_box`);
-how far the views disagree at a point is kept as that point's spread (pixels).
+maps each back to the photo and averages them (:func:`fitter.targets.mediapipe_mesh.mesh_in_box`).
 
 A view is an affine map ``photo -> mesh input`` (a square crop around the box, turned by
 ``rotation_deg`` about its centre, mirrored left-right when ``mirror``). A mirrored view's points
