@@ -163,7 +163,7 @@ class FitConfig:
             same as one detector noise that grows with yaw; 0 = the same priors at every pose.
         exp_sparse_scale: expression name -> factor of the sparse prior ``exp_sparse`` on that
             shape (missing names: 1; names the model lacks are ignored). A value replaces the whole
-            default table (:data:`DEFAULT_EXP_SPARSE_SCALE`, the downward gaze ×5): a config that adds
+            default table (:data:`DEFAULT_EXP_SPARSE_SCALE`, the downward gaze ×5, the squints ×3): a config that adds
             a factor and keeps the default names both; ``{}`` prices every shape alike.
         exp_sparse_gamma: None (plain L1) or γ > 0: the sparse expression prior becomes the minimax
             concave penalty with this γ (in units of each shape's std; for blendshape weights in
