@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from fitter.metrics_3d import umeyama
 from fitter.targets.io import read_image
 from fitter.targets.mediapipe_mesh import detect_faces, mesh_in_box
 from fitter.targets.mediapipe_views import SINGLE_VIEW
@@ -39,19 +40,12 @@ def _normalized(points: np.ndarray) -> np.ndarray:
     return p / np.sqrt((p ** 2).sum(1).mean())
 
 
-def _rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """[3, 3] proper rotation R minimizing ‖a R − b‖ (both centred)."""
-    u, _, vt = np.linalg.svd(a.T @ b)
-    d = np.sign(np.linalg.det(u @ vt))
-    return u @ np.diag([1.0, 1.0, d]) @ vt
-
-
 def mean_shape(meshes) -> np.ndarray:
     """[N, 3] Procrustes mean of meshes [M][N, 3] (unit RMS size)."""
     shapes = [_normalized(m) for m in meshes]
     ref = shapes[0]
     for _ in range(3):
-        ref = _normalized(np.mean([s @ _rotation(s, ref) for s in shapes], axis=0))
+        ref = _normalized(np.mean([umeyama(s, ref, with_scale=False).apply(s) for s in shapes], axis=0))
     return ref
 
 
@@ -61,9 +55,7 @@ def mirror_table(ref: np.ndarray, rounds: int = 6) -> np.ndarray:
     src, dst = [a for a, _ in KNOWN] + [b for _, b in KNOWN], [b for _, b in KNOWN] + [a for a, _ in KNOWN]
     perm = np.arange(len(ref))
     for _ in range(rounds):
-        a, b = mirrored[src], ref[dst]
-        R = _rotation(a - a.mean(0), b - b.mean(0))
-        placed = (mirrored - a.mean(0)) @ R + b.mean(0)
+        placed = umeyama(mirrored[src], ref[dst], with_scale=False).apply(mirrored)
         cost = ((placed[:, None] - ref[None]) ** 2).sum(-1)
         _, perm = linear_sum_assignment(cost)
         src, dst = list(range(len(ref))), list(perm)
