@@ -301,9 +301,9 @@ def _mesh_lmk(ctx: LossContext) -> Tensor:
     return L.landmark_loss(ctx.points_img[:, m.mesh_landmarks], t.mesh_points[:, ids], valid, weights)
 
 
-def _closure(pairs) -> Callable[[LossContext], Tensor]:
+def _closure(pairs, one_sided: bool) -> Callable[[LossContext], Tensor]:
     def term(ctx: LossContext) -> Tensor:
-        return L.closure_loss(ctx.landmarks_img(), ctx.target.landmarks, ctx.target.landmark_valid, pairs)
+        return L.closure_loss(ctx.landmarks_img(), ctx.target.landmarks, ctx.target.landmark_valid, pairs, one_sided)
 
     return term
 
@@ -381,8 +381,8 @@ TERMS: Dict[str, Callable[[LossContext], Tensor]] = {
     "prdl": _prdl,
     "lmk": _lmk,
     "mesh_lmk": _mesh_lmk,
-    "eye_closure": _closure(L.EYE_PAIRS),
-    "lip_closure": _closure(L.LIP_PAIRS),
+    "eye_closure": _closure(L.EYE_PAIRS, one_sided=True),
+    "lip_closure": _closure(L.LIP_PAIRS, one_sided=False),
     "id_prior": _id_prior,
     "exp_prior": _exp_prior,
     "exp_sparse": _exp_sparse,

@@ -48,6 +48,40 @@ def test_landmark_loss_value_mask_and_weights():
     assert landmark_loss(pred, target, torch.zeros(2, 68, dtype=torch.bool)).eq(0).all()
 
 
+def _face_upright(batch: int = 1) -> torch.Tensor:
+    """[B, 68, 2] points with the chin (8) below the top of the nose (27), every eye pair closed."""
+    pts = torch.zeros(batch, 68, 2)
+    pts[:, 8] = torch.tensor([50.0, 90.0])
+    pts[:, 27] = torch.tensor([50.0, 40.0])
+    for k, (u, lo) in enumerate(EYE_PAIRS):
+        pts[:, u] = pts[:, lo] = torch.tensor([20.0 + 10 * k, 45.0])
+    return pts
+
+
+def test_one_sided_eye_closure_lets_lids_pass_each_other_but_not_open():
+    target = _face_upright()
+    valid = torch.ones(1, 68, dtype=torch.bool)
+    u, lo = EYE_PAIRS[2]
+    crossed, opened, sideways = target.clone(), target.clone(), target.clone()
+    crossed[0, u, 1] += 3.0  # the upper lid 3 px below the lower one (image y grows downwards)
+    opened[0, u, 1] -= 3.0  # 3 px open
+    sideways[0, u, 0] += 3.0  # 3 px along the lid line
+    per_pair = 9.0 / len(EYE_PAIRS)
+    assert closure_loss(crossed, target, valid, one_sided=True)[0].abs() < 1e-6
+    assert closure_loss(crossed, target, valid)[0].item() == pytest.approx(per_pair)  # plain: charged
+    for p in (opened, sideways):
+        assert closure_loss(p, target, valid, one_sided=True)[0].item() == pytest.approx(per_pair)
+    # A target whose lids cross counts as closed too; an open fit is charged its whole opening.
+    assert closure_loss(opened, crossed, valid, one_sided=True)[0].item() == pytest.approx(per_pair)
+    # Upside down (the chin above the nose) the same crossing is an opening.
+    flipped = crossed.clone()
+    flipped[0, 8, 1], flipped[0, 27, 1] = 0.0, 50.0
+    assert closure_loss(flipped, target, valid, one_sided=True)[0].item() == pytest.approx(per_pair)
+    p = opened.clone().requires_grad_(True)
+    closure_loss(p, target, valid, one_sided=True).sum().backward()
+    assert p.grad[0, u, 1] < 0 and torch.isfinite(p.grad).all()
+
+
 def test_closure_loss_scores_openings_not_positions():
     g = torch.Generator().manual_seed(0)
     target = torch.rand(2, 68, 2, generator=g) * 100

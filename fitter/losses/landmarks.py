@@ -76,18 +76,27 @@ EYE_PAIRS = ((37, 41), (38, 40), (43, 47), (44, 46))
 LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
 
 
-def closure_loss(pred: Tensor, target: Tensor, valid: Tensor, pairs=EYE_PAIRS) -> Tensor:
+def closure_loss(pred: Tensor, target: Tensor, valid: Tensor, pairs=EYE_PAIRS, one_sided: bool = False) -> Tensor:
     """Mean squared error of the openings between paired landmarks (eye and lip closure).
 
-    ``Σ_k v_k ‖(p_u − p_l) − (t_u − t_l)‖² / max(Σ_k v_k, 1)`` over pairs k = (u, l), valid
+    ``Σ_k v_k ‖g(p_u − p_l) − g(t_u − t_l)‖² / max(Σ_k v_k, 1)`` over pairs k = (u, l), valid
     where both points are. The landmark term scores each lid where the detector put it; a fit
     whose eye sits a few pixels off can lower that by leaving a closed eye open (the model's lid
     closes onto its own lower lid). The opening is what the expression decides, whatever the
     offset, so this term scores it directly (the "eye closure" term of DECA-style fitting).
 
+    With ``one_sided`` (the eyes' term, since session 22), lids that have passed each other count as closed:
+    ``g(d) = d − min(d·n, 0) n``, where n [B, 2] is the face's image "up" (from the chin, point 8,
+    to the top of the nose, point 27, of ``pred``), so only the part of a gap that points down is
+    dropped. A linear model's closing shapes overshoot (ICT-FaceKit's full blink carries the upper
+    lid past the lower one, more so on an identity with narrower eyes); without this the term
+    charges a fully closed eye for closing as far as its shape goes. ``one_sided=False`` (the lips'
+    term: lips that pass each other are pressed, which their shapes say otherwise) is the plain
+    difference of the gaps.
+
     Args:
         pred: [B, 68, 2] projected model landmarks, pixels. target: [B, 68, 2] pixels.
-        valid: [B, 68] bool. pairs: (upper, lower) index pairs.
+        valid: [B, 68] bool. pairs: (upper, lower) index pairs. one_sided: see above.
     Returns:
         [B] pixels².
     """
@@ -99,6 +108,11 @@ def closure_loss(pred: Tensor, target: Tensor, valid: Tensor, pairs=EYE_PAIRS) -
     tgt = target.to(device=pred.device, dtype=pred.dtype)
     gap_t = torch.where(ok.unsqueeze(-1), tgt[:, up] - tgt[:, lo], torch.zeros_like(tgt[:, up]))
     gap_p = pred[:, up] - pred[:, lo]
+    if one_sided:
+        n = pred[:, 27] - pred[:, 8]
+        n = (n / n.norm(dim=-1, keepdim=True).clamp_min(1e-6)).detach().unsqueeze(1)  # [B, 1, 2]
+        gap_p = gap_p - (gap_p * n).sum(-1, keepdim=True).clamp_max(0.0) * n
+        gap_t = gap_t - (gap_t * n).sum(-1, keepdim=True).clamp_max(0.0) * n
     err = torch.where(ok, (gap_p - gap_t).square().sum(-1), torch.zeros_like(gap_p[..., 0]))
     return err.sum(1) / ok.sum(1).clamp_min(1).to(pred.dtype)
 
