@@ -2,7 +2,8 @@
 
 Everything it needs ships inside the ``mediapipe`` wheel (Apache-2.0), so it works offline on a
 fresh machine. Landmarks come from the mesh through :mod:`fitter.targets.mediapipe_68`; part
-labels from mesh polygons (:mod:`fitter.targets.mesh_parts`) corrected with the photo's colours
+labels from mesh polygons (:mod:`fitter.targets.mesh_parts`); both read the mesh after its lids' opening
+is calibrated (:mod:`fitter.targets.mediapipe_lids`), corrected with the photo's colours
 (:mod:`fitter.targets.skin_refine`: forehead up to the hairline, hair over the upper face).
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fitter.targets import mesh_parts, skin_refine
 from fitter.targets.crop import warp_to_crop
 from fitter.targets.face import FaceAnalysis
 from fitter.targets.mediapipe_68 import mesh_to_ibug68
+from fitter.targets.mediapipe_lids import close_lids, lid_opening_map
 from fitter.targets.mediapipe_mesh import face_meshes, mesh_box
 from fitter.targets.mediapipe_views import views_named
 from fitter.targets.types import CropTransform
@@ -72,14 +74,17 @@ class MediapipeParser:
 
     name = "mediapipe"
 
-    def __init__(self, min_score: float = 0.5, parts: MeshPartsConfig = MeshPartsConfig(), views: str = "averaged"):
+    def __init__(self, min_score: float = 0.5, parts: MeshPartsConfig = MeshPartsConfig(), views: str = "averaged",
+                 lids: str = "calibrated"):
         self.min_score = min_score
         self.parts = parts
         self.views = views_named(views)
+        self.lids = lid_opening_map(lids)
 
     def detect(self, rgb: np.ndarray, max_faces: int) -> List[FaceAnalysis]:
         out = []
         for det, mesh in face_meshes(rgb, max_faces=max_faces, min_score=self.min_score, views=self.views):
+            mesh = close_lids(mesh, self.lids)
             lm = mesh_to_ibug68(mesh)
             out.append(FaceAnalysis(box=mesh_box(mesh), score=det.score, landmarks68=lm,
                                     landmark_valid=np.ones(68, dtype=bool), mesh=mesh, backend=self.name))
@@ -99,8 +104,9 @@ class MediapipeLandmarks:
 
     name = "mediapipe"
 
-    def __init__(self, views: str = "averaged"):
+    def __init__(self, views: str = "averaged", lids: str = "calibrated"):
         self.views = views_named(views)
+        self.lids = lid_opening_map(lids)
 
     def landmarks(self, rgb: np.ndarray, face: FaceAnalysis, source: str, scale: float = 1.0) -> Tuple[np.ndarray, np.ndarray]:
         if face.mesh is not None:
@@ -111,7 +117,7 @@ class MediapipeLandmarks:
         mesh = mesh_in_box(rgb, face.box, views=self.views)
         if mesh is None:
             return np.zeros((68, 2)), np.zeros(68, dtype=bool)
-        return mesh_to_ibug68(mesh), np.ones(68, dtype=bool)
+        return mesh_to_ibug68(close_lids(mesh, self.lids)), np.ones(68, dtype=bool)
 
 
 __all__ = ["MeshPartsConfig", "MediapipeParser", "MediapipeLandmarks", "mesh_label_map"]

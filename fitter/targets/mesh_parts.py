@@ -7,7 +7,8 @@ label a part the same way. This module rasterizes them on a photo:
 
 * skin: the face oval (it stops mid-forehead; :mod:`fitter.targets.skin_refine` extends it using
   the photo) minus the other parts;
-* the inner parts painted farthest first, then the mouth opening (label 12).
+* the inner parts painted farthest first, then the mouth opening (label 12); a closed eye's slit
+  (thinner than :data:`MIN_EYE_HEIGHT_PX`) is left to the skin.
 """
 from __future__ import annotations
 
@@ -28,6 +29,24 @@ def fill_polygon(label_map: np.ndarray, poly: np.ndarray, value: int) -> None:
         return
     pts = np.round(poly * 16.0).astype(np.int32).reshape(-1, 1, 2)
     cv2.fillPoly(label_map, [pts], int(value), lineType=cv2.LINE_8, shift=4)
+
+
+#: an eye polygon thinner than this on average (its area over its corner-to-corner length, pixels)
+#: is a closed eye's slit, not an eye region: it is not painted (the eye is absent from the targets, as
+#: the fit's own closed lids are, ``FitConfig.support_radius``)
+MIN_EYE_HEIGHT_PX = 1.0
+
+
+def polygon_area(poly: np.ndarray) -> float:
+    """Unsigned area of a closed polygon [K, 2] (shoelace)."""
+    x, y = poly[:, 0], poly[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+def is_slit(poly: np.ndarray) -> bool:
+    """True when an eye polygon [16, 2] (corners at 0 and 8) is thinner than :data:`MIN_EYE_HEIGHT_PX`."""
+    length = float(np.linalg.norm(poly[8] - poly[0]))
+    return polygon_area(poly) < MIN_EYE_HEIGHT_PX * max(length, 1e-9)
 
 
 def mesh_part_polygons(mesh: np.ndarray, brow_grow: float = BROW_GROW, eye_shrink: float = EYE_SHRINK) -> Dict[int, np.ndarray]:
@@ -77,5 +96,7 @@ def rasterize_mesh_parts(mesh: np.ndarray, size: Tuple[int, int], brow_grow: flo
     out = np.zeros((H, W), dtype=np.uint8)
     polys = mesh_part_polygons(mesh, brow_grow=brow_grow, eye_shrink=eye_shrink)
     for lab in paint_order(mesh):
+        if lab in (L.RIGHT_EYE, L.LEFT_EYE) and is_slit(polys[lab]):
+            continue
         fill_polygon(out, polys[lab], lab)
     return out

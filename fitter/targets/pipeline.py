@@ -19,6 +19,7 @@ from fitter.errors import ImageReadError, NoFaceError
 from fitter.targets.backends import FaceAnalysis, FaceParser, LandmarkSource, get_landmark_source, get_parser
 from fitter.targets.crop import compose, landmark_box, rescale_transform, rot90_transform, square_crop, warp_to_crop
 from fitter.targets.io import MAX_PIXELS, MAX_SIDE, ImageSource, LoadedImage, load_image
+from fitter.targets.mediapipe_lids import LID_MAPS
 from fitter.targets.mediapipe_views import VIEW_SETS
 from fitter.targets.preprocess import PreprocessConfig, targets_from_label_map
 from fitter.targets.types import CropTransform, Targets
@@ -62,6 +63,9 @@ class TargetConfig:
             photo, its mirror image and both turned by ±8° (``"averaged"``, default since session 21:
             300-W calibration NME 0.0433 -> 0.0419) or taken from the photo alone (``"single"``);
             :mod:`fitter.targets.mediapipe_views`.
+        lid_opening: MediaPipe's lids read through a map that closes the eyes it leaves slightly
+            open (``"calibrated"``, default since session 22) or as they are (``"raw"``);
+            :mod:`fitter.targets.mediapipe_lids`.
         try_rotations: when the upright photo shows no face, or only a doubtful one (detector
             score below ``ROTATION_TRY_BELOW``), also look in the photo turned by 90, 180 and 270
             degrees and fit at the turn whose face the detector is surest of (by
@@ -87,6 +91,7 @@ class TargetConfig:
     max_side: int = MAX_SIDE
     try_rotations: bool = True
     mesh_views: str = "averaged"
+    lid_opening: str = "calibrated"
 
     def __post_init__(self) -> None:
         # Accept a plain mapping for the nested config (configs read from YAML/JSON).
@@ -105,6 +110,7 @@ class TargetConfig:
         check_choice("parser", self.parser, PARSERS)
         check_choice("landmarks", self.landmarks, LANDMARK_SOURCES)
         check_choice("mesh_views", self.mesh_views, tuple(VIEW_SETS))
+        check_choice("lid_opening", self.lid_opening, tuple(LID_MAPS))
         self.size = check_int("size", self.size, lo=MIN_CROP_SIZE, hi=MAX_CROP_SIZE)
         self.margin = check_float("margin", self.margin, lo=0.0, hi=10.0)
         self.shift = check_float("shift", self.shift, lo=-1.0, hi=1.0)
@@ -147,8 +153,9 @@ def parser_for(config: TargetConfig) -> FaceParser:
         return _cached(key, lambda: get_parser("facer", weights=config.facer_weights, device=config.device,
                                                model=config.facer_model))
     if config.parser == "mediapipe":
-        key = ("parser", "mediapipe", config.min_score, config.mesh_views)
-        return _cached(key, lambda: get_parser("mediapipe", min_score=config.min_score, views=config.mesh_views))
+        key = ("parser", "mediapipe", config.min_score, config.mesh_views, config.lid_opening)
+        return _cached(key, lambda: get_parser("mediapipe", min_score=config.min_score, views=config.mesh_views,
+                                               lids=config.lid_opening))
     key = ("parser", config.parser, config.min_score)
     return _cached(key, lambda: get_parser(config.parser, min_score=config.min_score))
 
@@ -165,7 +172,8 @@ def landmark_source_for(config: TargetConfig) -> LandmarkSource:
         return _cached(("lmk", "dlib", config.dlib_predictor),
                        lambda: get_landmark_source("dlib", predictor=config.dlib_predictor))
     if name == "mediapipe":
-        return _cached(("lmk", name, config.mesh_views), lambda: get_landmark_source(name, views=config.mesh_views))
+        return _cached(("lmk", name, config.mesh_views, config.lid_opening),
+                       lambda: get_landmark_source(name, views=config.mesh_views, lids=config.lid_opening))
     return _cached(("lmk", name), lambda: get_landmark_source(name))
 
 
