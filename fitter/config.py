@@ -74,7 +74,7 @@ PAPER_PROFILE_OPTIONS: Dict[str, object] = {"profile_id_prior": 0.0, "profile_ex
 #: setup: ``FitConfig(loss_weights=PAPER_LOSS_WEIGHTS, **PAPER_FIT_OPTIONS)``.
 PAPER_FIT_OPTIONS: Dict[str, object] = {"model_landmarks": "vertices", "model_parts": "rules",
                                         **PAPER_PROFILE_OPTIONS, "exp_sparse_gamma": None,
-                                        "mesh_region_weights": {}}
+                                        "mesh_region_weights": {}, "blink_scale": "none"}
 
 #: the PRDL anchor grid of a fit, (W, H) anchors (BENCHMARKS.md "Session 14": 16×16 fits as well as 32×32 at
 #: a quarter of the work)
@@ -143,6 +143,11 @@ class FitConfig:
             (default) the model's ``parts`` as loaded (for ICT-FaceKit, brows, nose and lips drawn
             with the front end's own polygons, :mod:`morphable_models.frontend_parts`); ``rules``
             the model's own annotation (:mod:`morphable_models.parts`).
+        blink_scale: ``identity`` (default since session 22): the model's blinks are scaled by the
+            fitted identity's own lid gap over the mean face's, so that a blink of 1 closes every
+            face's eye (:mod:`morphable_models.lid_scaling`; the linear blink closed the mean face's
+            and carried narrower lids past each other, so closed eyes were fitted at ~0.8);
+            ``none`` the model's linear blend shapes (the paper).
         jaw_landmark_weight: weight of the 17 jaw contour points in the landmark term (the chin at
             least 1; the others' weights are fixed); None = ``fitter.losses.JAW_WEIGHT`` (1; 0.5
             until session 20).
@@ -205,6 +210,7 @@ class FitConfig:
     support_radius: int = 1
     model_landmarks: str = "calibrated"
     model_parts: str = "frontend"
+    blink_scale: str = "identity"
     exp_sparse_scale: Dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EXP_SPARSE_SCALE))
     jaw_landmark_weight: Optional[float] = None
     profile_id_prior: float = 9.0
@@ -229,6 +235,7 @@ class FitConfig:
         check_choice("camera", self.camera, ("perspective", "weak"))
         check_choice("model_landmarks", self.model_landmarks, ("calibrated", "vertices"))
         check_choice("model_parts", self.model_parts, ("frontend", "rules"))
+        check_choice("blink_scale", self.blink_scale, ("identity", "none"))
         if not isinstance(self.device, str) or (self.device not in ("auto", "cpu", "cuda")
                                                 and not self.device.startswith("cuda:")):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")

@@ -364,7 +364,7 @@ def _shading(ctx: LossContext) -> Tensor:
         raise ValueError("the shading term needs the crop image, its skin mask, visibility, the pose and its table")
     rows = table.rows
     corners = ctx.points_cam[:, rows]
-    e = ctx.exp_coeffs
+    e = ctx.model.effective_exp(ctx.id_coeffs, ctx.exp_coeffs)  # what the bases are blended with
     if e.requires_grad:
         moved = torch.einsum("bk,kvc->bvc", e - e.detach(), table.exp_basis[: e.shape[1]])  # all 0
         corners = corners - model_to_camera(moved, ctx.rotation, moved.new_zeros(moved.shape[0], 3))

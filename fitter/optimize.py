@@ -37,6 +37,7 @@ from fitter.result import FitResult
 from fitter.targets.types import Targets
 from morphable_models.frontend_parts import own_parts
 from morphable_models.landmark_embedding import own_landmarks
+from morphable_models.lid_scaling import with_lid_scaled_blinks, without_exp_scale
 from morphable_models.model import PART_NAMES, MorphableModel
 
 __all__ = ["Fitter", "ProgressFn", "model_as_fitted"]
@@ -46,11 +47,13 @@ Inputs = Union[Targets, str, np.ndarray]
 
 def model_as_fitted(model: MorphableModel, config: FitConfig) -> MorphableModel:
     """``model`` with the landmark and part definitions ``config`` picks (``model_landmarks``,
-    ``model_parts``): what a :class:`Fitter` fits, and what its outputs must be drawn with."""
+    ``model_parts``) and its blinks as ``blink_scale`` says: what a :class:`Fitter` fits, and what its
+    outputs must be drawn with."""
     if config.model_landmarks == "vertices":
         model = own_landmarks(model)
     if config.model_parts == "rules":
         model = own_parts(model)
+    model = with_lid_scaled_blinks(model) if config.blink_scale == "identity" else without_exp_scale(model)
     return model
 
 

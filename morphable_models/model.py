@@ -4,6 +4,9 @@ A :class:`MorphableModel` is a linear shape model
 
     V(id, exp) = mean + id · id_basis + exp · exp_basis            (model space)
 
+(optionally with a few expression coefficients scaled by a linear function of the identity first:
+:func:`scale_expressions`, :mod:`morphable_models.lid_scaling`)
+
 Conventions (all loaders convert to these):
 
 * model space is right-handed, **+Y up, +Z towards the viewer (out of the face), +X towards the
@@ -45,10 +48,33 @@ PART_NAMES: Tuple[str, ...] = (
 JAW_LANDMARKS: Tuple[int, ...] = tuple(range(17))
 
 
+#: the range of an identity's factor on a scaled expression (:func:`scale_expressions`)
+EXP_SCALE_MIN, EXP_SCALE_MAX = 0.5, 1.5
+
+
+def scale_expressions(id_coeffs: Optional[Tensor], exp_coeffs: Tensor, index: Tensor, gain: Tensor) -> Tensor:
+    """exp' [B, k]: ``exp_coeffs`` [B, k] with the coefficients ``index`` [E] multiplied by
+    ``clamp(1 + id · gain[e], EXP_SCALE_MIN, EXP_SCALE_MAX)`` (gain [E, K_id]; id [B, k_id ≤ K_id],
+    or None: unchanged)."""
+    if id_coeffs is None or id_coeffs.shape[1] == 0:
+        return exp_coeffs
+    keep = index < exp_coeffs.shape[1]
+    if not bool(keep.any()):
+        return exp_coeffs
+    index, gain = index[keep], gain[keep]
+    s = (1.0 + id_coeffs.to(gain.dtype) @ gain[:, : id_coeffs.shape[1]].T).clamp(EXP_SCALE_MIN, EXP_SCALE_MAX)
+    factor = torch.ones_like(exp_coeffs).index_copy(1, index, s.to(exp_coeffs.dtype))  # [B, k]
+    return exp_coeffs * factor
+
+
 def blend_shape(mean: Tensor, id_basis: Tensor, exp_basis: Tensor, id_coeffs: Optional[Tensor],
-                exp_coeffs: Optional[Tensor]) -> Tensor:
+                exp_coeffs: Optional[Tensor], exp_scale: Optional[Tuple[Tensor, Tensor]] = None) -> Tensor:
     """``mean + id · id_basis + exp · exp_basis``: [B, V, 3] from mean [V, 3], bases [K, V, 3] and
-    coefficients [B, k ≤ K] (None or k = 0: that basis is left out; B = 1 when both are None)."""
+    coefficients [B, k ≤ K] (None or k = 0: that basis is left out; B = 1 when both are None).
+    ``exp_scale`` = (index [E], gain [E, K_id]) scales those expression coefficients by the identity
+    first (:func:`scale_expressions`)."""
+    if exp_scale is not None and exp_coeffs is not None and exp_coeffs.dim() == 2:
+        exp_coeffs = scale_expressions(id_coeffs, exp_coeffs, *exp_scale)
     B = 1
     for c in (id_coeffs, exp_coeffs):
         if c is not None:
@@ -79,10 +105,11 @@ class ShapeRows:
     mean: Tensor
     id_basis: Tensor
     exp_basis: Tensor
+    exp_scale: Optional[Tuple[Tensor, Tensor]] = None
 
     def vertices(self, id_coeffs: Optional[Tensor] = None, exp_coeffs: Optional[Tensor] = None) -> Tensor:
         """[B, S, 3] model-space points of the subset (see :meth:`MorphableModel.vertices`)."""
-        return blend_shape(self.mean, self.id_basis, self.exp_basis, id_coeffs, exp_coeffs)
+        return blend_shape(self.mean, self.id_basis, self.exp_basis, id_coeffs, exp_coeffs, self.exp_scale)
 
 
 @dataclass
@@ -138,6 +165,10 @@ class MorphableModel:
     #: the model's own part annotation, kept when ``parts`` were drawn with the front end's polygons
     #: (:func:`morphable_models.frontend_parts.frontend_parts`); else None.
     own_parts: Optional[Dict[str, Tensor]] = None
+    #: [E] int64 expression coefficients scaled by the identity before blending, and [E, K_id] their
+    #: gains (:func:`scale_expressions`; :mod:`morphable_models.lid_scaling`); None = a linear model.
+    exp_scale_index: Optional[Tensor] = None
+    exp_scale_gain: Optional[Tensor] = None
     units: str = "cm"
     mm_per_unit: float = 10.0
     license: str = ""
@@ -171,14 +202,27 @@ class MorphableModel:
         Returns:
             [B, V, 3] points in model units (virtual points after the mesh vertices).
         """
-        return blend_shape(self.mean, self.id_basis, self.exp_basis, id_coeffs, exp_coeffs)
+        return blend_shape(self.mean, self.id_basis, self.exp_basis, id_coeffs, exp_coeffs, self.exp_scale)
+
+    @property
+    def exp_scale(self) -> Optional[Tuple[Tensor, Tensor]]:
+        """(index [E], gain [E, K_id]) of the identity-scaled expressions, or None (a linear model)."""
+        if self.exp_scale_index is None or self.exp_scale_gain is None:
+            return None
+        return self.exp_scale_index, self.exp_scale_gain
+
+    def effective_exp(self, id_coeffs: Optional[Tensor], exp_coeffs: Tensor) -> Tensor:
+        """[B, k] the expression coefficients the bases are blended with (``exp_coeffs`` itself for a
+        linear model)."""
+        scale = self.exp_scale
+        return exp_coeffs if scale is None else scale_expressions(id_coeffs, exp_coeffs, *scale)
 
     def rows(self, index: Tensor) -> "ShapeRows":
         """The points ``index`` [S] (long) of the model, their mean and basis rows gathered once:
         ``rows(index).vertices(id, exp) == vertices(id, exp)[:, index]`` at |S|/V of the cost."""
         index = index.to(device=self.device, dtype=torch.long)
         return ShapeRows(index, self.mean[index], self.id_basis[:, index].contiguous(),
-                         self.exp_basis[:, index].contiguous())
+                         self.exp_basis[:, index].contiguous(), self.exp_scale)
 
     def exp_index(self, name: str) -> int:
         """Index of an expression coefficient by name (KeyError naming the choices if unknown)."""
@@ -254,6 +298,12 @@ class MorphableModel:
         if (mesh is None) != (ids is None) or (
                 mesh is not None and (mesh.shape != ids.shape or bool(((mesh < 0) | (mesh >= V)).any()))):
             raise ValueError(f"model {self.name}: mesh_landmarks and mesh_landmark_ids must be [K] (points in [0, {V}))")
+        si, sg = self.exp_scale_index, self.exp_scale_gain
+        if (si is None) != (sg is None) or (si is not None and (
+                si.dim() != 1 or sg.shape != (si.shape[0], self.num_id)
+                or bool(((si < 0) | (si >= self.num_exp)).any()))):
+            raise ValueError(f"model {self.name}: exp_scale_index must be [E] expression indices and "
+                             f"exp_scale_gain [E, {self.num_id}]")
         for name, idx in self.parts.items():
             if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= V):
                 raise ValueError(f"model {self.name}: part {name} indexes outside [0, {V})")

@@ -31,6 +31,10 @@ to every setting, e.g. the paper's point sets on held-out seeds:
     python scripts/bench_synthetic.py --seed0 20 --cases 20 --settings lmk lmk+prdl \
         --fit-option part_points=vertices --no-outline
 
+The cases are made by the model as the fitter defines it (``--truth-blinks as-fitted``, the default:
+since session 22 its blinks close each identity's own eye, ``FitConfig.blink_scale``); ``--truth-blinks
+linear`` makes them with the model's linear blend shapes, as before session 22.
+
 Usage:
     PRDLFIT_CACHE=/work/main/.cache python scripts/bench_synthetic.py --cases 6 --iters 100 --out synth.md
 """
@@ -53,6 +57,7 @@ from fitter.metrics import aligned_vertex_error, face_vertex_indices, landmark_n
 from fitter.optimize import Fitter
 from fitter.outputs.atomic import write_text_atomic
 from fitter.synthetic import EXPRESSIONS, EXTREME_PRESETS, mean_face_error, random_case
+from morphable_models.lid_scaling import with_lid_scaled_blinks
 from morphable_models.model import PART_NAMES
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -182,6 +187,9 @@ def main() -> int:
     ap.add_argument("--model", default="ict")
     add_fit_arguments(ap, "every setting (--loss: the default-based ones, lmk and lmk+prdl; lmk keeps prdl = 0)")
     ap.add_argument("--no-outline", action="store_true", help="targets without part outlines (pixel centres only)")
+    ap.add_argument("--truth-blinks", default="as-fitted", choices=["as-fitted", "linear"],
+                    help="the cases' blinks: as the fitter's model makes them (FitConfig.blink_scale, with "
+                         "--fit-option) or the model's linear blend shapes (before session 22)")
     ap.add_argument("--out", default=None, help="write the Markdown table here")
     args = ap.parse_args()
     options, losses = read_fit_arguments(ap, args)
@@ -189,7 +197,9 @@ def main() -> int:
     model = morphable_models.load(args.model)
     face_idx = face_vertex_indices(model)
     presets = args.presets
-    cases = [random_case(model, seed=args.seed0 + i, preset=presets[i % len(presets)], max_yaw=args.max_yaw)
+    scaled = args.truth_blinks == "as-fitted" and options.get("blink_scale", "identity") == "identity"
+    truth = with_lid_scaled_blinks(model) if scaled else model
+    cases = [random_case(truth, seed=args.seed0 + i, preset=presets[i % len(presets)], max_yaw=args.max_yaw)
              for i in range(args.cases)]
     if args.no_outline:
         for c in cases:
@@ -204,7 +214,8 @@ def main() -> int:
               f"err / mean face = vertex error over the mean face's error on the same case "
               f"(mean face: {np.mean(base):.2f} ± {np.std(base):.2f} mm)."
               + describe_fit_arguments(options, losses)
-              + (" Targets without part outlines." if args.no_outline else "") + "\n\n")
+              + (" Targets without part outlines." if args.no_outline else "")
+              + f" Truth blinks: {args.truth_blinks}.\n\n")
     rows: Dict[str, List[CaseScores]] = {}
     weights: Dict[str, Dict[str, float]] = {}
     secs: Dict[str, float] = {}

@@ -1,12 +1,14 @@
 """Shared fixtures and helpers. The data folder is ../shared next to the repo, or $PRDLFIT_SHARED.
 
 Helpers more than one test module uses live here (test modules import them with ``from conftest
-import ...``, never from each other): the fake sphere model and fit of the output tests, the OBJ
+import ...``, never from each other): the fake sphere model and fit of the output tests (and its
+variants with named expression shapes), the OBJ
 reader, the batch tests' photo corpus, and the loader of the scripts under test.
 """
 import importlib.util
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
@@ -279,3 +281,26 @@ def projected_targets(model, id_c=(1.5, -1.0), exp_c=0.4, euler=FAKE_EULER, dept
                 crop=CropTransform.identity(FAKE_SIZE, FAKE_SIZE), source="fake")
     t.validate()
     return t
+
+
+def model_with_expressions(names, seed=1):
+    """The sphere model with ``names`` random expression shapes (bounded to [0, 1])."""
+    base = make_fake_model()
+    K, V = len(names), base.num_points
+    gen = torch.Generator().manual_seed(seed)
+    basis = 0.2 * torch.randn(K, V, 3, generator=gen)
+    basis[:, :: 3] = 0.0  # every third vertex does not move: sparse targets have something to skip
+    m = replace(base, exp_basis=basis, exp_names=list(names), exp_std=torch.ones(K),
+                exp_lower=torch.zeros(K), exp_upper=torch.ones(K))
+    m.validate()
+    return m
+
+
+def fit_with(model, seed=2, euler=(5.0, -20.0, 3.0)):
+    """The fake fit of ``model`` with random identity and expression coefficients in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    idc = rng.normal(0, 1, model.num_id).astype(np.float32)
+    exp = rng.uniform(0, 1, model.num_exp).astype(np.float32)
+    vm = model.vertices(torch.from_numpy(idc)[None], torch.from_numpy(exp)[None])[0].numpy()
+    return replace(make_fake_fit(model), id_coeffs=idc, exp_coeffs=exp, vertices_model=vm,
+                   euler_deg=np.array(euler, np.float32))

@@ -11,14 +11,13 @@ import csv
 import io
 import json
 import struct
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import fake_photo, make_fake_fit, make_fake_model
+from conftest import fake_photo, fit_with, make_fake_model, model_with_expressions
 
 from fitter.cli import main
 from fitter.outputs.writer import write_fit_outputs
@@ -28,29 +27,6 @@ from morphable_models.arkit import ARKIT_NAMES, ARKIT_SOURCES, ICT_EXP_NAMES, ar
 pygltflib = pytest.importorskip("pygltflib")
 
 ICT_NAMES_SORTED = sorted(ICT_EXP_NAMES)
-
-
-def model_with_expressions(names, seed=1):
-    """The sphere model with ``names`` random expression shapes (bounded to [0, 1])."""
-    base = make_fake_model()
-    K, V = len(names), base.num_points
-    gen = torch.Generator().manual_seed(seed)
-    basis = 0.2 * torch.randn(K, V, 3, generator=gen)
-    basis[:, :: 3] = 0.0  # every third vertex does not move: sparse targets have something to skip
-    m = replace(base, exp_basis=basis, exp_names=list(names), exp_std=torch.ones(K),
-                exp_lower=torch.zeros(K), exp_upper=torch.ones(K))
-    m.validate()
-    return m
-
-
-def fit_with(model, seed=2, euler=(5.0, -20.0, 3.0)):
-    """The fake fit of ``model`` with random identity and expression coefficients in [0, 1]."""
-    rng = np.random.default_rng(seed)
-    idc = rng.normal(0, 1, model.num_id).astype(np.float32)
-    exp = rng.uniform(0, 1, model.num_exp).astype(np.float32)
-    vm = model.vertices(torch.from_numpy(idc)[None], torch.from_numpy(exp)[None])[0].numpy()
-    return replace(make_fake_fit(model), id_coeffs=idc, exp_coeffs=exp, vertices_model=vm,
-                   euler_deg=np.array(euler, np.float32))
 
 
 # ------------------------------------------------------------------ glb reading (pygltflib + accessor decoding)

@@ -322,7 +322,7 @@ def test_passes_between_refreshes_compute_only_the_rows_they_read(which, request
     assert 0 < rows.numel() < V
 
     def run(all_rows: bool):
-        fp._rows = model.rows(torch.arange(V)) if all_rows else None
+        fp._rows = fitter.model.rows(torch.arange(V)) if all_rows else None  # the model as fitted
         for t in params.tensors():
             t.grad = None
         ev = fp(params, tb, camera, terms, visibility=seen, refresh=False)

@@ -13,7 +13,8 @@ half (ICT's ``browInnerUp``, ``cheekPuff``) becomes the whole shape ``L + R`` wi
 ``w_L L + w_R R = (w_L + w_R)/2 (L + R) + (w_L - w_R)/2 (L - R)``, the targets at their weights
 give back the fitted mesh exactly, and an ARKit-driven rig that sets only the ARKit names still
 gets the symmetric shape. A model without an ARKit mapping gets its own expression shapes, named
-by ``exp_names``.
+by ``exp_names``. Where the model scales its blinks by the identity (:mod:`morphable_models.lid_scaling`),
+the fitted identity's factors are baked into those targets, so the weights stay the fitted ones.
 """
 from __future__ import annotations
 
@@ -69,9 +70,16 @@ class FaceRig:
         return self.neutral + np.einsum("k,knc->nc", w.astype(np.float64), self.targets).astype(np.float32)
 
 
-def _targets(model: MorphableModel, exp: np.ndarray, n: int):
-    """(deltas [K, N, 3], names, weights [K]) of the rig's morph targets (see module docstring)."""
+def _targets(model: MorphableModel, exp: np.ndarray, n: int, id_coeffs=None):
+    """(deltas [K, N, 3], names, weights [K]) of the rig's morph targets (see module docstring).
+    A model whose blinks scale with the identity (:mod:`morphable_models.lid_scaling`) has the fitted
+    identity's factors baked into those shapes (``id_coeffs`` [1, K_id])."""
     basis = model.exp_basis[:, :n].detach().cpu().numpy().astype(np.float32)
+    if model.exp_scale is not None and id_coeffs is not None:
+        with torch.no_grad():
+            ones = torch.ones(1, model.num_exp, dtype=model.exp_basis.dtype, device=model.device)
+            factor = model.effective_exp(id_coeffs.to(model.exp_basis.dtype), ones)[0].cpu().numpy()
+        basis = basis * factor.astype(np.float32)[:, None, None]
     sources = model.arkit_sources()
     if sources is None:
         return basis, list(model.exp_names), exp.astype(np.float32)
@@ -104,7 +112,7 @@ def face_rig(result: FitResult, model: MorphableModel) -> FaceRig:
     exp = np.asarray(result.exp_coeffs, dtype=np.float64).reshape(-1)
     if len(exp) != model.num_exp:
         raise ValueError(f"the fit has {len(exp)} expression coefficients, model {model.name!r} {model.num_exp}")
-    deltas, names, weights = _targets(model, exp, n)
+    deltas, names, weights = _targets(model, exp, n, id_coeffs)
     return FaceRig(neutral=neutral, triangles=model.triangles.cpu().numpy().astype(np.int64),
                    labels=model.part_labels().cpu().numpy()[:n].astype(np.int64), targets=deltas,
                    target_names=names, weights=weights, units=model.units, mm_per_unit=float(model.mm_per_unit))
