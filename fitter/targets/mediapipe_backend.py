@@ -2,9 +2,9 @@
 
 Everything it needs ships inside the ``mediapipe`` wheel (Apache-2.0), so it works offline on a
 fresh machine. Landmarks come from the mesh through :mod:`fitter.targets.mediapipe_68`; part
-labels from mesh polygons (:mod:`fitter.targets.mesh_parts`); both read the mesh after its lids' opening
-is calibrated (:mod:`fitter.targets.mediapipe_lids`), corrected with the photo's colours
-(:mod:`fitter.targets.skin_refine`: forehead up to the hairline, hair over the upper face).
+labels from mesh polygons (:mod:`fitter.targets.mesh_parts`) corrected with the photo's colours
+(:mod:`fitter.targets.skin_refine`: forehead up to the hairline, hair over the upper face). Both read
+the mesh after its lids' opening is calibrated (:mod:`fitter.targets.mediapipe_lids`).
 """
 from __future__ import annotations
 
