@@ -7,7 +7,7 @@ a closed eye stops where the lids meet, at eyeBlink ≈ 0.8 (BENCHMARKS.md, "Ses
 eyes it leaves a slit. ARKit, whose names ICT uses, means by 1 a closed eye. Scaling each blink by the
 identity's own lid gap over the mean face's makes it mean that for every face::
 
-    exp'_b = exp_b · s_b(id),   s_b(id) = g_b(id) / g_b(0) = 1 + id · d_b,   clamped to [S_MIN, S_MAX]
+    exp'_b = exp_b · s_b(id),   s_b(id) = g_b(id) / g_b(0) = 1 + id · d_b,   clamped to [EXP_SCALE_MIN, EXP_SCALE_MAX] of model.py
     V(id, exp) = mean + id · id_basis + exp' · exp_basis
 
 with g_b the eye's lid gap (the mean over its two iBUG lid pairs, upper minus lower landmark height,
@@ -28,15 +28,10 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from morphable_models.model import EXP_SCALE_MAX as S_MAX
-from morphable_models.model import EXP_SCALE_MIN as S_MIN
-from morphable_models.model import MorphableModel, scale_expressions
+from morphable_models.model import EYE_LIDS_68, MorphableModel
 
 #: blink expression name -> its eye's iBUG-68 (upper, lower) lid pairs (the person's own side)
-BLINK_LIDS = {
-    "eyeBlink_R": ((37, 41), (38, 40)),
-    "eyeBlink_L": ((43, 47), (44, 46)),
-}
+BLINK_LIDS = {"eyeBlink_R": EYE_LIDS_68["right_eye"][0], "eyeBlink_L": EYE_LIDS_68["left_eye"][0]}
 
 
 def lid_gap_gains(model: MorphableModel) -> Optional[Tuple[Tensor, Tensor]]:
@@ -75,5 +70,4 @@ def without_exp_scale(model: MorphableModel) -> MorphableModel:
     return replace(model, exp_scale_index=None, exp_scale_gain=None)
 
 
-__all__ = ["BLINK_LIDS", "S_MIN", "S_MAX", "lid_gap_gains", "scale_expressions", "with_lid_scaled_blinks",
-           "without_exp_scale"]
+__all__ = ["BLINK_LIDS", "lid_gap_gains", "with_lid_scaled_blinks", "without_exp_scale"]

@@ -47,6 +47,14 @@ PART_NAMES: Tuple[str, ...] = (
 #: iBUG-68 indices of the jaw contour (0..16): the landmarks that march along the face profile.
 JAW_LANDMARKS: Tuple[int, ...] = tuple(range(17))
 
+#: iBUG-68 eyes (the person's own right, then left): their (upper, lower) lid landmark pairs and
+#: their two corners (0-based). Read by the eye-closure term, the identity-scaled blinks and the
+#: front end's lid calibration.
+EYE_LIDS_68: Dict[str, Tuple[Tuple[Tuple[int, int], ...], Tuple[int, int]]] = {
+    "right_eye": (((37, 41), (38, 40)), (36, 39)),
+    "left_eye": (((43, 47), (44, 46)), (42, 45)),
+}
+
 
 #: the range of an identity's factor on a scaled expression (:func:`scale_expressions`)
 EXP_SCALE_MIN, EXP_SCALE_MAX = 0.5, 1.5

@@ -197,7 +197,7 @@ def main() -> int:
     model = morphable_models.load(args.model)
     face_idx = face_vertex_indices(model)
     presets = args.presets
-    scaled = args.truth_blinks == "as-fitted" and options.get("blink_scale", "identity") == "identity"
+    scaled = args.truth_blinks == "as-fitted" and FitConfig(**options).blink_scale == "identity"
     truth = with_lid_scaled_blinks(model) if scaled else model
     cases = [random_case(truth, seed=args.seed0 + i, preset=presets[i % len(presets)], max_yaw=args.max_yaw)
              for i in range(args.cases)]

@@ -23,29 +23,17 @@ from pathlib import Path
 import numpy as np
 
 from fitter.targets.mediapipe_68 import mesh_to_ibug68
-from fitter.targets.mediapipe_lids import LidOpeningMap, close_lids
+from fitter.targets.mediapipe_lids import LidOpeningMap, close_lids, lid_openings
+from morphable_models.model import EYE_LIDS_68
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fit_mediapipe68 import _load  # noqa: E402
 from real_data import SPLITS, split_300w  # noqa: E402
 
-#: iBUG-68 eyes: ((upper, lower) lid pairs, (corner, corner)); right eye first, as the mesh's
-EYES68 = ((((37, 41), (38, 40)), (36, 39)), (((43, 47), (44, 46)), (42, 45)))
 EYE_POINTS = list(range(36, 48))
 BELOW = np.round(np.arange(0.06, 0.241, 0.02), 2)
 SLOPE = (0.2, 0.5, 1.0, 2.0, 3.0, 5.0)
 PIVOT = (0.2, 0.3, 0.4, 0.5)
-
-
-def openings68(points: np.ndarray) -> np.ndarray:
-    """[2] (right, left) openings of 68 points [68, 2]: lid pairs across the corner line / width."""
-    out = []
-    for pairs, (c0, c1) in EYES68:
-        axis = points[c1] - points[c0]
-        width = float(np.linalg.norm(axis))
-        normal = np.array([-axis[1], axis[0]]) / width
-        out.append(np.mean([abs(float((points[u] - points[lo]) @ normal)) for u, lo in pairs]) / width)
-    return np.array(out)
 
 
 def score(meshes, gts, lid_map, closed: float):
@@ -53,7 +41,7 @@ def score(meshes, gts, lid_map, closed: float):
     sq, nme, closed_err, open_bias = [], [], [], []
     for mesh, gt in zip(meshes, gts):
         pts = mesh_to_ibug68(close_lids(mesh, lid_map))
-        o, t = openings68(pts), openings68(gt)
+        o, t = lid_openings(pts, EYE_LIDS_68), lid_openings(gt, EYE_LIDS_68)
         sq += list((o - t) ** 2)
         closed_err += list(np.abs(o - t)[t < closed])
         open_bias += list((o - t)[t >= closed])

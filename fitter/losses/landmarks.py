@@ -11,6 +11,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from morphable_models.model import EYE_LIDS_68
+
 #: Weight of the jaw contour points 0-16 in the landmark term (FitConfig.jaw_landmark_weight; 0.5
 #: until session 20, when the jaw's weight fading towards profile, FitConfig.profile_jaw_weight, made
 #: 1 pay: BENCHMARKS.md "Session 20").
@@ -72,7 +74,7 @@ def _check_landmark_inputs(pred: Tensor, target: Tensor, valid: Tensor) -> None:
 #: iBUG-68 (upper, lower) pairs across each eye's lids (0-based; 37-41, 38-40 right eye, 43-47,
 #: 44-46 left eye) and across the inner lips (61-67, 62-66, 63-65): the openings of
 #: :func:`closure_loss`.
-EYE_PAIRS = ((37, 41), (38, 40), (43, 47), (44, 46))
+EYE_PAIRS = tuple(pair for pairs, _ in EYE_LIDS_68.values() for pair in pairs)
 LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
 
 

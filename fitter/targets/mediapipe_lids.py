@@ -25,22 +25,25 @@ The constants (:data:`CALIBRATED`) are fitted on photos 0-39 of the calibration 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
 from morphable_models.mediapipe_topology import LEFT_EYE, RIGHT_EYE
 
 
-def _lid_pairs(polygon) -> Tuple[Tuple[Tuple[int, int], ...], Tuple[int, int]]:
+def _lid_pairs(polygon) -> "EyeLids":
     """((upper, lower) pairs, (corner, corner)) of an eye polygon ordered corner, 7 upper points,
     corner, 7 lower points back towards the first corner."""
     upper, lower = polygon[1:8], polygon[15:8:-1]
     return tuple(zip(upper, lower)), (polygon[0], polygon[8])
 
 
-#: eye -> ((upper lid point, lower lid point) x 7, (corner, corner)), mesh indices
-EYE_LIDS: Dict[str, Tuple[Tuple[Tuple[int, int], ...], Tuple[int, int]]] = {
+#: one eye's ((upper lid point, lower lid point), ...) pairs and (corner, corner), point indices
+EyeLids = Tuple[Tuple[Tuple[int, int], ...], Tuple[int, int]]
+
+#: eye -> its 7 lid pairs and corners in MediaPipe's mesh
+EYE_LIDS: Dict[str, EyeLids] = {
     "right_eye": _lid_pairs(RIGHT_EYE),
     "left_eye": _lid_pairs(LEFT_EYE),
 }
@@ -89,11 +92,13 @@ def lid_opening_map(name: str) -> Optional[LidOpeningMap]:
     return LID_MAPS[name]
 
 
-def lid_openings(mesh: np.ndarray) -> np.ndarray:
-    """[2] opening of the (right, left) eye of a mesh [478, >=2] (pixels): the mean distance of its
-    lid pairs across the corner line, over the corner distance."""
+def lid_openings(mesh: np.ndarray, eyes: Mapping[str, EyeLids] = EYE_LIDS) -> np.ndarray:
+    """[E] opening of each eye of ``eyes`` (default: the mesh's right and left eye) in points
+    [N, >=2] (pixels): the mean distance of its lid pairs across the corner line, over the corner
+    distance. ``eyes`` maps a name to ((upper, lower) pairs, (corner, corner)) indices of the points
+    (:data:`EYE_LIDS` for MediaPipe's mesh, ``morphable_models.model.EYE_LIDS_68`` for iBUG's 68)."""
     out = []
-    for pairs, (c0, c1) in EYE_LIDS.values():
+    for pairs, (c0, c1) in eyes.values():
         axis = mesh[c1, :2] - mesh[c0, :2]
         width = float(np.linalg.norm(axis))
         normal = np.array([-axis[1], axis[0]]) / max(width, 1e-9)
