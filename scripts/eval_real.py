@@ -51,11 +51,12 @@ import torch
 
 import morphable_models
 from fitter.config import PAPER_FIT_OPTIONS, PAPER_LOSS_WEIGHTS, FitConfig
+from fitter.losses import LIP_PAIRS
 from fitter.metrics import landmark_nme, part_ious, render_part_labels
 from fitter.optimize import Fitter, model_as_fitted
 from fitter.targets.landmark_files import read_pts
 from fitter.targets.pipeline import TargetConfig, build_targets
-from morphable_models.model import PART_NAMES
+from morphable_models.model import EYE_LIDS_68, PART_NAMES
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fit_arguments import add_fit_arguments, read_fit_arguments  # noqa: E402
@@ -93,10 +94,9 @@ def eye_mouth_hard(lm: np.ndarray, eye_thr: float = 0.15, mouth_thr: float = 0.3
     def d(a, b):
         return float(np.linalg.norm(lm[a] - lm[b]))
 
-    right = (d(37, 41) + d(38, 40)) / 2 / max(d(36, 39), 1e-9)
-    left = (d(43, 47) + d(44, 46)) / 2 / max(d(42, 45), 1e-9)
-    mouth = d(62, 66) / max(d(48, 54), 1e-9)
-    return (right + left) / 2 < eye_thr or mouth > mouth_thr
+    eyes = [np.mean([d(u, lo) for u, lo in pairs]) / max(d(*corners), 1e-9) for pairs, corners in EYE_LIDS_68.values()]
+    mouth = d(*LIP_PAIRS[1]) / max(d(48, 54), 1e-9)
+    return float(np.mean(eyes)) < eye_thr or mouth > mouth_thr
 
 
 def image_size(path: str) -> Tuple[int, int]:
