@@ -104,6 +104,37 @@ def test_only_points_inside_the_skin_mask_count():
     assert float(_term(image, torch.zeros_like(skin), one)) == 0.0
 
 
+def test_a_point_weighs_its_share_of_the_image():
+    counted = torch.tensor([[True, True, True, True, False]])
+    facing = torch.tensor([[1.0, 0.6, 0.31, 0.29, 1.0]])
+    w = L.point_weights(counted, facing)
+    assert torch.allclose(w, torch.tensor([[1.0, 0.6, 0.31, 0.0, 0.0]]))
+    assert torch.equal(L.point_weights(counted, facing, power=0.0), torch.tensor([[1.0, 1.0, 1.0, 0.0, 0.0]]))
+    with pytest.raises(ValueError, match="one shape"):
+        L.point_weights(counted, facing[:, :4])
+
+
+def test_the_rim_of_the_sphere_counts_for_what_the_photo_shows_of_it(monkeypatch):
+    """The sphere's samples are spread evenly over its surface, so its rim (cos θ < 0.6) holds more
+    of them than of the photo's pixels. Weighted by their share of the image, a rim whose colours the
+    light cannot explain moves the term less than with every point alike, and the front more."""
+    image = _sphere_photo()
+    skin = (image.sum(1, keepdim=True) > 0).float()
+    ys, xs = np.mgrid[0:SIZE, 0:SIZE]
+    r = np.hypot(xs - (SIZE - 1) / 2.0, ys - (SIZE - 1) / 2.0) / (FOCAL * RADIUS / DEPTH)  # 1 at the outline
+    cos = torch.from_numpy(np.sqrt(np.clip(1 - r**2, 0, 1))).float()  # about the facing there
+
+    def rise(region, power):
+        monkeypatch.setattr(L.shading, "FACING_POWER", power)
+        spoiled = image + 0.03 * region.float() * skin
+        one = torch.tensor(1.0)
+        return float(_term(spoiled, skin, one)) - float(_term(image, skin, one))
+
+    rim, front = (cos > 0.35) & (cos < 0.6), cos > 0.9
+    assert rise(rim, 1.0) < 0.9 * rise(rim, 0.0)
+    assert rise(front, 1.0) > 1.2 * rise(front, 0.0) > 0
+
+
 def test_the_table_reads_its_triangles_from_their_corner_rows():
     verts, tris = _sphere(RADIUS, 48, 96)
     chosen = torch.from_numpy(tris[::7])

@@ -32,7 +32,7 @@ from fitter.losses.segmentation import (
     nearest_neighbors,
     soft_iou_loss,
 )
-from fitter.losses.shading import SHADING_TRIANGLES, ShadingTable, shading_loss, solve_light
+from fitter.losses.shading import SHADING_TRIANGLES, ShadingTable, point_weights, shading_loss, solve_light
 
 __all__ = [
     "SHADING_TRIANGLES",
@@ -59,6 +59,7 @@ __all__ = [
     "nearest_neighbors",
     "pad_point_sets",
     "photometric_loss",
+    "point_weights",
     "prdl_descriptors",
     "prdl_descriptors_naive",
     "prdl_loss",

@@ -26,15 +26,23 @@ normals carry gradient: the colours are read at the detached projections, since 
 in the image is the landmarks' and PRDL's business, and a colour's pull on a position on smooth
 skin is mostly noise.
 
-The points that count (weight w_v = 1): seen by the z-buffer (all three corners), facing the camera (cos > 0.3, where
+The points that count: seen by the z-buffer (all three corners), facing the camera (cos > 0.3, where
 grazing normals and the image's blur at the outline meet), and projecting inside the targets'
 skin mask, all four pixels of the bilinear read inside it (the parser's skin and nose, less
-occluders: no brows, eyes, lips or hair).
+occluders: no brows, eyes, lips or hair). Each counted point weighs its share of the image,
+
+    w_v = cos θ_v   (θ_v between its normal and the view ray; :func:`point_weights`),
+
+since the samples are spread evenly over the surface and a patch turned away from the camera covers
+cos θ of the pixels it would facing it: the term is a mean over the skin the photo shows, not over
+the model's surface, and the cheeks towards the outline, where a pixel spans the most surface and the
+outline's blur and the background reach in, count less (BENCHMARKS.md, "Session 23";
+``FACING_POWER = 0`` gives every counted point weight 1 as before).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -49,6 +57,8 @@ IRLS_ROUNDS = 4
 CHARBONNIER_EPS = 0.02
 #: smallest cosine between a counted point's normal and its view ray
 MIN_FACING = 0.3
+#: a counted point weighs cos θ to this power (1: its share of the image; 0: every point alike)
+FACING_POWER = 1.0
 #: most triangles the term reads (spread over the skin and nose; ICT has 9.6 k there)
 SHADING_TRIANGLES = 2000
 
@@ -83,6 +93,18 @@ def solve_light(basis: Tensor, colours: Tensor, weights: Tensor, rounds: int = I
     return M, u
 
 
+def point_weights(counted: Tensor, facing: Tensor, min_facing: float = MIN_FACING,
+                  power: Optional[float] = None) -> Tensor:
+    """[B, V] weight of each point in the light solve and the term: ``facing ** power`` (None:
+    :data:`FACING_POWER`) where ``counted`` [B, V] (bool: seen, on the skin) and ``facing`` [B, V]
+    (cos θ between the normal and the view ray) > ``min_facing``, else 0."""
+    power = FACING_POWER if power is None else power
+    if counted.shape != facing.shape:
+        raise ValueError(f"counted and facing must have one shape, got {tuple(counted.shape)} and {tuple(facing.shape)}")
+    keep = counted & (facing > min_facing)
+    return torch.where(keep, facing.clamp_min(0.0) ** power, torch.zeros_like(facing))
+
+
 def shading_loss(image: Tensor, skin: Tensor, points_img: Tensor, points_cam: Tensor, normals: Tensor,
                  visible: Tensor) -> Tensor:
     """The shading term (module docstring) of B faces.
@@ -108,7 +130,7 @@ def shading_loss(image: Tensor, skin: Tensor, points_img: Tensor, points_cam: Te
         facing = -(normals.detach() * ray).sum(-1) / ray.norm(dim=-1).clamp_min(1e-9)
         colours = sample_image(image, where)
         inside = sample_image(skin, where)[..., 0] > 0.999
-        w = (visible & inside & (facing > MIN_FACING)).to(colours.dtype)
+        w = point_weights(visible & inside, facing).to(colours.dtype)
         M, u = solve_light(basis.detach(), colours, w)
     r = torch.bmm(basis, M) - colours
     err = torch.sqrt(r.square().sum(-1) + CHARBONNIER_EPS**2) - CHARBONNIER_EPS
