@@ -40,6 +40,10 @@ within 95 mm of its nose tip), and scored as the mean scan-to-surface distance. 
 divides by the ICT mean face's error on the same case (scored from the mean shape itself, which
 does not depend on the pose; the ``mean`` row shows the same numbers through the pipeline).
 "neutral exp sum" is the sum of the 53 fitted ICT expression weights on the neutral cases.
+"Identity alone" scores each fit's identity with its expression weights set to 0 against the scan of
+its person's neutral face (the same protocol; photos whose person's neutral case is in the run): how
+well one photo tells the person's own shape, what a pseudo-ground-truth of identities needs, and how
+far the seven photos of one person disagree about it (session 23).
 
 Light: ``--light plain`` (the default) shades as above: Lambert + ambient + a faint highlight,
 the model the shading term assumes. ``--light harder`` renders the same faces under light it does
@@ -117,6 +121,9 @@ class CaseScore:
     mm: float  # NaN on failure
     exp_sum: float
     failure: Optional[str]
+    #: the fit's identity alone (expression weights 0) scored against its person's neutral scan, mm
+    #: (NaN on failure, or when the person's neutral case is not in the run)
+    id_mm: float = float("nan")
 
 
 def make_cases(sfm, args, folder: str) -> List[Case]:
@@ -156,6 +163,13 @@ def make_cases(sfm, args, folder: str) -> List[Case]:
     return cases
 
 
+def neutral_of(cases: List[Case]) -> List[Optional[int]]:
+    """For each case, the index of its person's neutral case in ``cases`` (None if not there)."""
+    person = [c.name.rsplit("-", 1)[0] for c in cases]
+    neutral = {p: k for k, (p, c) in enumerate(zip(person, cases)) if c.expression == "neutral"}
+    return [neutral.get(p) for p in person]
+
+
 def score_mesh(ict, sfm, pred_mm: np.ndarray, case: Case, icp_iters: int) -> float:
     """NoW-style error (mm) of predicted ICT mesh vertices [V_ict, 3] (mm) on ``case``."""
     idx = np.asarray(MAPPED_LANDMARKS)
@@ -176,6 +190,15 @@ def run_oracle(ict, sfm, cases: List[Case], args, mean_mm: np.ndarray, expressio
     return out
 
 
+def identity_alone_mm(ict, id_coeffs: np.ndarray) -> np.ndarray:
+    """[V, 3] mm: the ICT face of ``id_coeffs`` [k] with every expression weight at 0."""
+    import torch
+
+    with torch.no_grad():
+        v = ict.vertices(torch.as_tensor(id_coeffs, dtype=ict.mean.dtype)[None], None)[0]
+    return v[: ict.num_mesh_vertices].cpu().numpy().astype(np.float64) * ict.mm_per_unit
+
+
 def run_setting(ict_fit, ict, sfm, cases: List[Case], cfg: FitConfig, args) -> List[CaseScore]:
     """Fit every found case with ``ict_fit`` (``cfg``) and score it (``ict``: the same model with its
     own landmark vertices, for the alignment)."""
@@ -185,6 +208,7 @@ def run_setting(ict_fit, ict, sfm, cases: List[Case], cfg: FitConfig, args) -> L
     for k in [k for k, c in enumerate(cases) if c.failure is not None]:
         out[k] = CaseScore(float("nan"), float("nan"), cases[k].failure)
     fitter = Fitter(ict_fit, cfg)
+    neutral = neutral_of(cases)
     for s in range(0, len(live), args.batch):
         chunk = live[s:s + args.batch]
         results = fitter.fit([cases[k].targets for k in chunk])
@@ -193,7 +217,11 @@ def run_setting(ict_fit, ict, sfm, cases: List[Case], cfg: FitConfig, args) -> L
                 out[k] = CaseScore(float("nan"), float("nan"), f"fit: {res.failure}")
                 continue
             pred = res.vertices_model[:nv].astype(np.float64) * ict.mm_per_unit
-            out[k] = CaseScore(score_mesh(ict, sfm, pred, cases[k], args.icp_iters), float(res.exp_coeffs.sum()), None)
+            id_mm = float("nan")
+            if neutral[k] is not None:
+                id_mm = score_mesh(ict, sfm, identity_alone_mm(ict, res.id_coeffs), cases[neutral[k]], args.icp_iters)
+            out[k] = CaseScore(score_mesh(ict, sfm, pred, cases[k], args.icp_iters), float(res.exp_coeffs.sum()), None,
+                               id_mm)
     return out  # type: ignore[return-value]
 
 
@@ -221,7 +249,29 @@ def report(cases: List[Case], base: np.ndarray, rows: Dict[str, List[CaseScore]]
             name, weights[name], f"{found}/{n}", f"{int(ok.sum())}/{n}", fmt_pm(mm),
             f"{np.nanmean(ratio):.3f}" if ok.any() else "–", f"{below}/{n}",
             f"{es.mean():.2f}" if len(es) else "–", f"{es.max():.2f}" if len(es) else "–", f"{secs[name]:.0f}"]) + " |")
-    out = ["\n".join(lines), "", "3D error (mm, mean ± std over the fitted cases) by |yaw|:", ""]
+    out = ["\n".join(lines), ""]
+    neutral = neutral_of(cases)
+    has = np.array([k is not None for k in neutral])
+    if has.any():
+        id_base = np.array([base[k] if k is not None else np.nan for k in neutral])
+        out += [f"Identity alone (each fit's expression weights set to 0) against its person's neutral scan, over "
+                f"the {int(has.sum())} photos whose person's neutral photo is in the run; the mean face's error on "
+                f"those scans {fmt_pm(id_base[has])} mm. Spread: per person, the std of that error over the person's "
+                "photos, averaged over the people:", ""]
+        head = ["setting", "identity alone mm", "÷ mean face", "below mean face", "spread over one person's photos mm"]
+        lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+        people = sorted({k for k in neutral if k is not None})
+        for name, sc in rows.items():
+            idm = np.array([s.id_mm for s in sc])
+            ok = np.isfinite(idm) & has
+            if not ok.any():
+                continue
+            spread = [np.std(idm[[j for j in range(n) if neutral[j] == p and ok[j]]]) for p in people]
+            below = f"{int(np.sum(idm[ok] < id_base[ok]))}/{int(ok.sum())}"
+            lines.append("| " + " | ".join([name, fmt_pm(idm[ok]), f"{np.mean(idm[ok] / id_base[ok]):.3f}", below,
+                                            f"{np.mean(spread):.2f}"]) + " |")
+        out += ["\n".join(lines), ""]
+    out += ["3D error (mm, mean ± std over the fitted cases) by |yaw|:", ""]
     yaw = np.abs([c.yaw for c in cases])
     bins = [(lo, hi) for lo, hi in YAW_BINS]
     head = ["setting"] + [f"{lo:.0f}-{min(hi, 60):.0f}° (n)" for lo, hi in bins]
