@@ -38,3 +38,14 @@ def test_the_light_is_plain_unless_asked(bench, capsys):
     with pytest.raises(SystemExit):
         bench.parse_args(["--light", "studio"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_each_photo_finds_its_own_persons_neutral_face(bench):
+    import numpy as np
+
+    def case(name, expression):
+        return bench.Case(name, expression, 0.0, 0.0, np.zeros((1, 3)), np.zeros((1, 3)), "")
+
+    cases = [case("id3-anger", "anger"), case("id3-neutral", "neutral"), case("id12-neutral", "neutral"),
+             case("id12-fear", "fear"), case("id7-fear", "fear")]
+    assert bench.neutral_of(cases) == [1, 1, 2, 2, None]  # id7's neutral face is not in the run
