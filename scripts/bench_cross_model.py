@@ -70,6 +70,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 import numpy as np
+import torch
 
 import morphable_models
 from fitter.config import PAPER_FIT_OPTIONS, PAPER_LOSS_WEIGHTS, FitConfig
@@ -192,8 +193,6 @@ def run_oracle(ict, sfm, cases: List[Case], args, mean_mm: np.ndarray, expressio
 
 def identity_alone_mm(ict, id_coeffs: np.ndarray) -> np.ndarray:
     """[V, 3] mm: the ICT face of ``id_coeffs`` [k] with every expression weight at 0."""
-    import torch
-
     with torch.no_grad():
         v = ict.vertices(torch.as_tensor(id_coeffs, dtype=ict.mean.dtype)[None], None)[0]
     return v[: ict.num_mesh_vertices].cpu().numpy().astype(np.float64) * ict.mm_per_unit

@@ -19,6 +19,7 @@ import numpy as np
 from fitter.targets import labels as L
 from morphable_models import mediapipe_topology as T
 from morphable_models.mediapipe_topology import BROW_GROW, EYE_SHRINK
+from morphable_models.polygons import polygon_area
 
 
 def fill_polygon(label_map: np.ndarray, poly: np.ndarray, value: int) -> None:
@@ -35,12 +36,6 @@ def fill_polygon(label_map: np.ndarray, poly: np.ndarray, value: int) -> None:
 #: is a closed eye's slit, not an eye region: it is not painted (the eye is absent from the targets, as
 #: the fit's own closed lids are, ``FitConfig.support_radius``)
 MIN_EYE_HEIGHT_PX = 1.0
-
-
-def polygon_area(poly: np.ndarray) -> float:
-    """Unsigned area of a closed polygon [K, 2] (shoelace)."""
-    x, y = poly[:, 0], poly[:, 1]
-    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
 def is_slit(poly: np.ndarray) -> bool:
