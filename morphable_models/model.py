@@ -47,6 +47,11 @@ PART_NAMES: Tuple[str, ...] = (
 #: iBUG-68 indices of the jaw contour (0..16): the landmarks that march along the face profile.
 JAW_LANDMARKS: Tuple[int, ...] = tuple(range(17))
 
+#: iBUG-68 regions (0-based), as the per-region NME reports them
+REGIONS_68: Dict[str, Tuple[int, ...]] = {"jaw": JAW_LANDMARKS, "brows": tuple(range(17, 27)),
+                                          "nose": tuple(range(27, 36)), "eyes": tuple(range(36, 48)),
+                                          "mouth": tuple(range(48, 68))}
+
 #: iBUG-68 eyes (the person's own right, then left): their (upper, lower) lid landmark pairs and
 #: their two corners (0-based). Read by the eye-closure term, the identity-scaled blinks and the
 #: front end's lid calibration.

@@ -35,9 +35,10 @@ from fitter.fit.stopping import EarlyStop
 from fitter.optimize import Fitter
 from fitter.targets.landmark_files import read_pts
 from fitter.targets.pipeline import TargetConfig, build_targets
+from morphable_models.model import REGIONS_68
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from eval_real import REGIONS, region_nme  # noqa: E402
+from eval_real import region_nme  # noqa: E402
 from real_data import SPLITS, split_300w  # noqa: E402
 from report_io import emit  # noqa: E402
 
@@ -121,7 +122,7 @@ def main() -> int:
     cfg = FitConfig(device="cpu", iters=args.iters, rigid_iters=args.rigid_iters, rel_tol=0.0, snapshot_every=1)
     recs = record(Fitter(model, cfg), model, photos, args.batch)
 
-    cols = list(REGIONS) + ["all"]
+    cols = list(REGIONS_68) + ["all"]
 
     def photo_nme(pred: np.ndarray, truth: np.ndarray) -> Dict[str, float]:
         d = region_nme(pred, truth)

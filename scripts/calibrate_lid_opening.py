@@ -24,13 +24,13 @@ import numpy as np
 
 from fitter.targets.mediapipe_68 import mesh_to_ibug68
 from fitter.targets.mediapipe_lids import LidOpeningMap, close_lids, lid_openings
-from morphable_models.model import EYE_LIDS_68
+from morphable_models.model import EYE_LIDS_68, REGIONS_68
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fit_mediapipe68 import _load  # noqa: E402
 from real_data import SPLITS, split_300w  # noqa: E402
 
-EYE_POINTS = list(range(36, 48))
+EYE_POINTS = list(REGIONS_68["eyes"])
 BELOW = np.round(np.arange(0.06, 0.241, 0.02), 2)
 SLOPE = (0.2, 0.5, 1.0, 2.0, 3.0, 5.0)
 PIVOT = (0.2, 0.3, 0.4, 0.5)

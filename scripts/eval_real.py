@@ -56,7 +56,7 @@ from fitter.metrics import landmark_nme, part_ious, render_part_labels
 from fitter.optimize import Fitter, model_as_fitted
 from fitter.targets.landmark_files import read_pts
 from fitter.targets.pipeline import TargetConfig, build_targets
-from morphable_models.model import EYE_LIDS_68, PART_NAMES
+from morphable_models.model import EYE_LIDS_68, PART_NAMES, REGIONS_68
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fit_arguments import add_fit_arguments, read_fit_arguments  # noqa: E402
@@ -71,9 +71,6 @@ CELEBAMASK_TO_PARTS = {5: 1, 4: 2, 7: 3, 6: 4, 2: 5, 11: 6, 12: 7, 1: 8}
 SETTINGS = {"lmk": ({"prdl": 0.0}, {}), "lmk+prdl": ({}, {}),
             "paper": (dict(PAPER_LOSS_WEIGHTS), dict(PAPER_FIT_OPTIONS))}
 
-#: iBUG-68 regions for the per-region NME
-REGIONS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36), "eyes": range(36, 48),
-           "mouth": range(48, 68)}
 FRONT_END = "front end"
 
 
@@ -152,15 +149,15 @@ class Scores:
     ious_gt: Optional[np.ndarray] = None  # [8] vs data-set labels
     region_iou: float = float("nan")
     ious_parser: Optional[np.ndarray] = None  # [8] vs the parser's targets
-    regions: Optional[Dict[str, float]] = None  # NME per REGIONS entry
+    regions: Optional[Dict[str, float]] = None  # NME per REGIONS_68 entry
     exp_sum: float = float("nan")
     iterations: int = 0  # rigid + main iterations the fit ran
     converged: bool = False  # stopped early (not at the iteration cap)
 
 
 def region_nme(pred: np.ndarray, gt: np.ndarray) -> Dict[str, float]:
-    """NME of each REGIONS entry (outer-eye-corner normalised, like landmark_nme)."""
-    return {name: landmark_nme(pred, gt, np.isin(np.arange(68), list(idx))) for name, idx in REGIONS.items()}
+    """NME of each REGIONS_68 entry (outer-eye-corner normalised, like landmark_nme)."""
+    return {name: landmark_nme(pred, gt, np.isin(np.arange(68), list(idx))) for name, idx in REGIONS_68.items()}
 
 
 def score_landmarks(s: Scores, item: Item, landmarks_original: np.ndarray) -> Scores:
@@ -276,7 +273,7 @@ def report(items: List[Item], scores: Dict[str, List[Optional[Scores]]], eos_row
             out.append("| " + " | ".join(cells) + " |")
     out.append("\n#### NME per region, 300-W (mean over photos; \"beats front end\": photos where the row's "
                "all-68 NME is lower than the front end's)\n")
-    head = ["setting"] + list(REGIONS) + ["all 68", "beats front end", "exp sum", "iterations median (min-max)",
+    head = ["setting"] + list(REGIONS_68) + ["all 68", "beats front end", "exp sum", "iterations median (min-max)",
                                           "stopped early"]
     out += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     idx = [i for i, it in enumerate(items) if it.dataset == "300w"]
@@ -285,7 +282,7 @@ def report(items: List[Item], scores: Dict[str, List[Optional[Scores]]], eos_row
         ok = [i for i in idx if scores[n][i] and scores[n][i].regions]
         if not ok:
             continue
-        cells = [n] + [f"{np.mean([scores[n][i].regions[r] for i in ok]):.4f}" for r in REGIONS]
+        cells = [n] + [f"{np.mean([scores[n][i].regions[r] for i in ok]):.4f}" for r in REGIONS_68]
         cells.append(f"{np.mean([scores[n][i].nme for i in ok]):.4f}")
         both = [i for i in ok if fe is not None and fe[i]]
         cells.append("–" if n == FRONT_END or fe is None else f"{sum(scores[n][i].nme < fe[i].nme for i in both)}/{len(both)}")
