@@ -61,6 +61,18 @@ EYE_LIDS_68: Dict[str, Tuple[Tuple[Tuple[int, int], ...], Tuple[int, int]]] = {
 }
 
 
+#: iBUG-68 outlines of the parts the 68 points enclose, each a closed ring of arcs (0-based): a
+#: part is the region inside its arcs joined end to end, each arc a smooth curve through its
+#: points (the eyes' lids meet at the corners; each lip is its outer contour's half and the inner
+#: contour's half between the mouth corners). Read by the evaluation's annotated part outlines.
+OUTLINE_ARCS_68: Dict[str, Tuple[Tuple[int, ...], ...]] = {
+    "right_eye": ((36, 37, 38, 39), (39, 40, 41, 36)),
+    "left_eye": ((42, 43, 44, 45), (45, 46, 47, 42)),
+    "up_lip": ((48, 49, 50, 51, 52, 53, 54), (64, 63, 62, 61, 60)),
+    "down_lip": ((54, 55, 56, 57, 58, 59, 48), (60, 67, 66, 65, 64)),
+}
+
+
 #: the range of an identity's factor on a scaled expression (:func:`scale_expressions`)
 EXP_SCALE_MIN, EXP_SCALE_MAX = 0.5, 1.5
 

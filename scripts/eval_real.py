@@ -6,7 +6,11 @@ Data (read-only, under --shared, default /work/shared):
 * ``images/300w-train``: ``*.jpg`` + iBUG ``.pts`` (1-based; 1 is subtracted). Fitted 68-landmark
   NME (outer-eye-corner normalised) against the ground truth, on all images and on the
   closed-eye / open-mouth subset: mean eye opening ((|37-41| + |38-40|) / 2 / |36-39|, 0-based
-  indices, both eyes averaged) < 0.15, or mouth opening |62-66| / |48-54| > 0.30.
+  indices, both eyes averaged) < 0.15, or mouth opening |62-66| / |48-54| > 0.30. Per-part IoU of
+  the eyes and the lips against the regions the annotators' 68 points outline
+  (``fitter.metrics.annotated_part_labels``: inside smooth curves through each part's points; a
+  closed eye's slit is no part), for the front end's masks and the re-rendered fits: human labels on
+  every 300-W photo, where CelebAMask-HQ has four.
 * ``images/ffhq-dev``: ``NNNNN.png`` + ``NNNNN.landmarks68.npy`` (0-based pixels) + ``NNNNN.seg.npy``
   (face region = nonzero). NME, and face-region IoU of the re-rendered fit (any part label) vs the
   nonzero segmentation.
@@ -52,7 +56,7 @@ import torch
 import morphable_models
 from fitter.config import PAPER_FIT_OPTIONS, PAPER_LOSS_WEIGHTS, FitConfig
 from fitter.losses import LIP_PAIRS
-from fitter.metrics import landmark_nme, part_ious, render_part_labels
+from fitter.metrics import OUTLINED_PARTS, annotated_part_labels, landmark_nme, part_ious, render_part_labels
 from fitter.optimize import Fitter, model_as_fitted
 from fitter.targets.landmark_files import read_pts
 from fitter.targets.pipeline import TargetConfig, build_targets
@@ -149,6 +153,7 @@ class Scores:
     ious_gt: Optional[np.ndarray] = None  # [8] vs data-set labels
     region_iou: float = float("nan")
     ious_parser: Optional[np.ndarray] = None  # [8] vs the parser's targets
+    ious_outline: Optional[np.ndarray] = None  # [len(OUTLINED_PARTS)] vs the annotated 68 points' outlines
     regions: Optional[Dict[str, float]] = None  # NME per REGIONS_68 entry
     exp_sum: float = float("nan")
     iterations: int = 0  # rigid + main iterations the fit ran
@@ -168,6 +173,9 @@ def score_landmarks(s: Scores, item: Item, landmarks_original: np.ndarray) -> Sc
 
 
 def score_labels(s: Scores, item: Item, rendered: np.ndarray, crop) -> Scores:
+    if item.dataset == "300w" and item.landmarks is not None:
+        outline = annotated_part_labels(crop.to_crop(item.landmarks), crop.size)
+        s.ious_outline = part_ious(rendered, outline)[list(OUTLINED_PARTS)]
     if item.labels is not None:
         s.ious_gt = part_ious(rendered, to_crop(item.labels, crop))
     if item.region is not None:
@@ -258,6 +266,15 @@ def iou_row(arrs: List[np.ndarray]) -> List[str]:
     return cells
 
 
+def outline_row(arrs: List[np.ndarray]) -> List[str]:
+    """Mean IoU per outlined part (NaN, a part absent from both maps, left out) and over them."""
+    if not arrs:
+        return ["–"] * (len(OUTLINED_PARTS) + 1)
+    a = np.stack(arrs)
+    cells = [f"{np.nanmean(a[:, j]):.3f}" if np.isfinite(a[:, j]).any() else "–" for j in range(a.shape[1])]
+    return cells + [f"{np.nanmean(a):.3f}"]
+
+
 def report(items: List[Item], scores: Dict[str, List[Optional[Scores]]], eos_rows, secs, args) -> str:
     out = []
     names = list(scores)
@@ -303,6 +320,15 @@ def report(items: List[Item], scores: Dict[str, List[Optional[Scores]]], eos_row
         for n in names:
             arr = [scores[n][i].ious_gt for i, it in enumerate(items) if it.dataset == ds and scores[n][i]]
             out.append("| " + " | ".join([f"{ref} (n={len(arr)})", n] + iou_row(arr)) + " |")
+    out.append("\n### Part IoU against the annotators' 68 points, 300-W (eyes and lips, each the region inside "
+               "smooth curves through its points; a closed eye's slit is no part)\n")
+    head = ["subset", "setting"] + [PART_NAMES[p] for p in OUTLINED_PARTS] + ["mean"]
+    out += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    for sub, keep in (("all", lambda it: True), ("closed-eye / open-mouth", lambda it: it.hard)):
+        for n in names:
+            arr = [scores[n][i].ious_outline for i, it in enumerate(items)
+                   if it.dataset == "300w" and keep(it) and scores[n][i] and scores[n][i].ious_outline is not None]
+            out.append("| " + " | ".join([f"300w {sub} (n={len(arr)})", n] + outline_row(arr)) + " |")
     for ds in ("300w", "ffhq", "celebamask"):
         for n in names:
             if n == FRONT_END:
