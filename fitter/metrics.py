@@ -47,7 +47,8 @@ def face_vertex_indices(model: MorphableModel) -> np.ndarray:
 
 
 def render_part_labels(model: MorphableModel, points_img: Tensor, depth: Tensor, size: Tuple[int, int]) -> np.ndarray:
-    """Label maps of posed faces: [B, H, W] uint8, 0 background, i + 1 = PART_NAMES[i].
+    """Label maps of posed faces: [B, H, W] uint8, 0 background, i + 1 = PART_NAMES[i]; a closed
+    eye's slit is skin (:func:`drop_eye_slits`, as in the targets).
 
     Args:
         points_img: [B, V, 2] projected points (pixels of an image of ``size`` = (W, H)).
@@ -55,7 +56,33 @@ def render_part_labels(model: MorphableModel, points_img: Tensor, depth: Tensor,
     """
     tris, labels = model.all_triangles.to(points_img.device), model.triangle_part_labels.to(points_img.device)
     out = rasterize_labels(points_img, depth, tris, labels, size)
-    return out.cpu().numpy().astype(np.uint8)
+    return drop_eye_slits(out.cpu().numpy().astype(np.uint8))
+
+
+def drop_eye_slits(labels: np.ndarray) -> np.ndarray:
+    """``labels`` [B, H, W] with every eye region thinner than ``MIN_EYE_HEIGHT_PX`` relabelled skin.
+
+    The front end's targets and the annotated outlines (:func:`annotated_part_labels`) leave a
+    closed eye's slit out (its area over its length, pixels, below
+    ``fitter.targets.mesh_parts.MIN_EYE_HEIGHT_PX``); a rendered fit whose lids meet keeps a strip
+    of the triangles between them, scored as an open eye where the truth shows none. The same rule
+    here: an eye's length is its pixels' extent along their principal axis.
+    """
+    out = np.array(labels, np.uint8, copy=True)
+    skin = PART_NAMES.index("skin") + 1
+    for b in range(out.shape[0]):
+        for name in ("right_eye", "left_eye"):
+            mask = out[b] == PART_NAMES.index(name) + 1
+            ys, xs = np.nonzero(mask)
+            if len(xs) == 0:
+                continue
+            xy = np.stack([xs, ys], 1).astype(np.float64)
+            xy -= xy.mean(0)
+            axis = np.linalg.svd(xy, full_matrices=False)[2][0]
+            proj = xy @ axis
+            if len(xs) < MIN_EYE_HEIGHT_PX * (proj.max() - proj.min() + 1):
+                out[b][mask] = skin
+    return out
 
 
 def part_ious(pred_labels: np.ndarray, gt_labels: np.ndarray) -> np.ndarray:

@@ -63,3 +63,17 @@ def test_a_closed_eye_is_no_part_and_bad_shapes_fail():
     assert np.any(labels == PART_NAMES.index("up_lip") + 1)
     with pytest.raises(ValueError, match=r"\[68, 2\]"):
         annotated_part_labels(lm[:67], (280, 260))
+
+
+def test_a_rendered_slit_is_skin_and_an_open_eye_stays():
+    from fitter.metrics import drop_eye_slits
+
+    labels = np.zeros((2, 60, 80), np.uint8)
+    eye, skin = PART_NAMES.index("right_eye") + 1, PART_NAMES.index("skin") + 1
+    labels[:, 20:40, 10:70] = skin
+    labels[0, 30, 20:60:2] = eye  # a sliver half a pixel high on average (every other pixel of a row)
+    labels[1, 27:33, 20:60] = eye  # six rows: an open eye
+    out = drop_eye_slits(labels)
+    assert not np.any(out[0] == eye) and out[0, 30, 30] == skin
+    assert np.array_equal(out[1], labels[1])
+    assert np.any(labels[0] == eye)  # the input is not modified
