@@ -8,7 +8,8 @@ import torch
 from torch import Tensor
 
 from fitter.geometry.raster import part_iou, rasterize_labels
-from fitter.targets.mesh_parts import MIN_EYE_HEIGHT_PX, fill_polygon
+from fitter.targets import labels as L
+from fitter.targets.mesh_parts import fill_polygon, is_slit_region
 from fitter.targets.metrics import landmark_nme  # noqa: F401  (one NME for the whole project)
 from morphable_models.model import OUTLINE_ARCS_68, PART_NAMES, MorphableModel
 from morphable_models.polygons import polygon_area
@@ -66,13 +67,13 @@ def drop_eye_slits(labels: np.ndarray) -> np.ndarray:
     closed eye's slit out (its area over its length, pixels, below
     ``fitter.targets.mesh_parts.MIN_EYE_HEIGHT_PX``); a rendered fit whose lids meet keeps a strip
     of the triangles between them, scored as an open eye where the truth shows none. The same rule
-    here: an eye's length is its pixels' extent along their principal axis.
+    here (``is_slit_region``): an eye's area is its pixel count, its length its pixels' extent along
+    their principal axis.
     """
     out = np.array(labels, np.uint8, copy=True)
-    skin = PART_NAMES.index("skin") + 1
     for b in range(out.shape[0]):
-        for name in ("right_eye", "left_eye"):
-            mask = out[b] == PART_NAMES.index(name) + 1
+        for eye in (L.RIGHT_EYE, L.LEFT_EYE):
+            mask = out[b] == eye
             ys, xs = np.nonzero(mask)
             if len(xs) == 0:
                 continue
@@ -80,8 +81,8 @@ def drop_eye_slits(labels: np.ndarray) -> np.ndarray:
             xy -= xy.mean(0)
             axis = np.linalg.svd(xy, full_matrices=False)[2][0]
             proj = xy @ axis
-            if len(xs) < MIN_EYE_HEIGHT_PX * (proj.max() - proj.min() + 1):
-                out[b][mask] = skin
+            if is_slit_region(len(xs), proj.max() - proj.min() + 1):
+                out[b][mask] = L.SKIN
     return out
 
 
@@ -136,7 +137,7 @@ def annotated_part_labels(landmarks68: np.ndarray, size: Tuple[int, int],
     for name, part_arcs in arcs.items():
         ring = np.concatenate([smooth_arc(lm[list(a)])[:-1] for a in part_arcs])
         width = float(np.linalg.norm(lm[part_arcs[0][0]] - lm[part_arcs[1][0]]))
-        if polygon_area(ring) < MIN_EYE_HEIGHT_PX * max(width, 1e-9):
+        if is_slit_region(polygon_area(ring), width):
             continue
         fill_polygon(out, ring, PART_NAMES.index(name) + 1)
     return out

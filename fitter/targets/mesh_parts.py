@@ -38,10 +38,15 @@ def fill_polygon(label_map: np.ndarray, poly: np.ndarray, value: int) -> None:
 MIN_EYE_HEIGHT_PX = 1.0
 
 
+def is_slit_region(area: float, length: float) -> bool:
+    """True when a region of ``area`` (pixels²) spanning ``length`` (pixels, corner to corner) is on
+    average thinner than :data:`MIN_EYE_HEIGHT_PX`: the one slit rule of targets, outlines and renders."""
+    return area < MIN_EYE_HEIGHT_PX * max(length, 1e-9)
+
+
 def is_slit(poly: np.ndarray) -> bool:
     """True when an eye polygon [16, 2] (corners at 0 and 8) is thinner than :data:`MIN_EYE_HEIGHT_PX`."""
-    length = float(np.linalg.norm(poly[8] - poly[0]))
-    return polygon_area(poly) < MIN_EYE_HEIGHT_PX * max(length, 1e-9)
+    return is_slit_region(polygon_area(poly), float(np.linalg.norm(poly[8] - poly[0])))
 
 
 def mesh_part_polygons(mesh: np.ndarray, brow_grow: float = BROW_GROW, eye_shrink: float = EYE_SHRINK) -> Dict[int, np.ndarray]:
