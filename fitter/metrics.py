@@ -7,12 +7,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fitter.geometry.curves import open_curve
 from fitter.geometry.raster import part_iou, rasterize_labels
 from fitter.targets import labels as L
-from fitter.targets.mesh_parts import fill_polygon, is_slit_region
+from fitter.targets.mesh_parts import is_slit_region
 from fitter.targets.metrics import landmark_nme  # noqa: F401  (one NME for the whole project)
 from morphable_models.model import OUTLINE_ARCS_68, PART_NAMES, MorphableModel
-from morphable_models.polygons import polygon_area
+from morphable_models.polygons import paint_polygon, polygon_area
 
 
 def similarity_align(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -93,33 +94,18 @@ def part_ious(pred_labels: np.ndarray, gt_labels: np.ndarray) -> np.ndarray:
     return iou.numpy().astype(np.float64)
 
 
-def smooth_arc(points: np.ndarray, samples: int = 8) -> np.ndarray:
-    """A Catmull-Rom curve through ``points`` [K, 2] (K >= 2): [(K - 1) * samples + 1, 2].
-
-    Uniform parametrisation; the end tangents continue the end chords (phantom points
-    ``2·P_0 − P_1`` and ``2·P_{K-1} − P_{K-2}``), so a two-point arc is its straight chord.
-    """
-    P = np.asarray(points, np.float64)
-    if P.ndim != 2 or P.shape[1] != 2 or len(P) < 2:
-        raise ValueError(f"an arc needs [K >= 2, 2] points, got shape {P.shape}")
-    ext = np.concatenate([2 * P[:1] - P[1:2], P, 2 * P[-1:] - P[-2:-1]])
-    t = np.arange(samples, dtype=np.float64)[:, None] / samples  # [S, 1]
-    t2, t3 = t * t, t * t * t
-    out = []
-    for i in range(1, len(ext) - 2):
-        p0, p1, p2, p3 = ext[i - 1], ext[i], ext[i + 1], ext[i + 2]
-        out.append(0.5 * (2 * p1 + (p2 - p0) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t2
-                          + (3 * p1 - p0 - 3 * p2 + p3) * t3))
-    out.append(P[-1:])
-    return np.concatenate(out)
+#: points on each outline arc (an eye's lid in the 224 px crops is 20-50 px long: a few points per pixel)
+ARC_SAMPLES = 64
 
 
 def annotated_part_labels(landmarks68: np.ndarray, size: Tuple[int, int],
                           arcs: Dict[str, Tuple[Tuple[int, ...], ...]] = OUTLINE_ARCS_68) -> np.ndarray:
     """[H, W] uint8 label map (``PART_NAMES`` index + 1) of the parts an annotator's 68 points outline.
 
-    Each part of ``arcs`` (default: the eyes and the lips, :data:`OUTLINE_ARCS_68`) is filled inside
-    its arcs joined end to end, each a :func:`smooth_arc` through its landmarks; every other pixel is
+    Each part of ``arcs`` (default: the eyes and the lips, :data:`OUTLINE_ARCS_68`) is the region inside
+    its arcs joined end to end, each a smooth curve through its landmarks
+    (:func:`fitter.geometry.curves.open_curve`), painted by a rendered fit's pixel rule (a pixel whose
+    centre lies inside, :func:`morphable_models.polygons.paint_polygon`); every other pixel is
     0, so compare only those parts (:data:`OUTLINED_PARTS`). A ring thinner than
     ``fitter.targets.mesh_parts.MIN_EYE_HEIGHT_PX`` on average (its area over the distance between its
     arcs' first points: an eye's corners) is a closed eye's slit and is not painted, as the front
@@ -135,11 +121,11 @@ def annotated_part_labels(landmarks68: np.ndarray, size: Tuple[int, int],
     W, H = size
     out = np.zeros((H, W), np.uint8)
     for name, part_arcs in arcs.items():
-        ring = np.concatenate([smooth_arc(lm[list(a)])[:-1] for a in part_arcs])
+        ring = np.concatenate([open_curve(lm[list(a)], ARC_SAMPLES)[:-1] for a in part_arcs])
         width = float(np.linalg.norm(lm[part_arcs[0][0]] - lm[part_arcs[1][0]]))
         if is_slit_region(polygon_area(ring), width):
             continue
-        fill_polygon(out, ring, PART_NAMES.index(name) + 1)
+        paint_polygon(out, ring, PART_NAMES.index(name) + 1)
     return out
 
 

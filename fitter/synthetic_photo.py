@@ -26,10 +26,10 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from scipy.interpolate import splev, splprep
 from scipy.spatial import cKDTree
 
 from fitter.geometry.camera import model_to_camera
+from fitter.geometry.curves import closed_curve, open_curve
 from fitter.geometry.rotation import euler_to_matrix
 from fitter.geometry.zbuffer import rasterize_depth
 from morphable_models.mesh_ops import boundary_loops
@@ -138,27 +138,6 @@ class RenderedPhoto:
 
 
 # ---------------------------------------------------------------------------------- 2D shapes
-def closed_curve(points: np.ndarray, samples: int = 200) -> np.ndarray:
-    """A smooth closed curve through ``points`` [N, 2] (periodic cubic spline): [samples, 2]."""
-    p = np.asarray(points, np.float64)
-    keep = np.r_[True, np.linalg.norm(np.diff(p, axis=0), axis=1) > 1e-9]
-    p = p[keep]
-    if np.linalg.norm(p[0] - p[-1]) < 1e-9:
-        p = p[:-1]
-    p = np.vstack([p, p[:1]])
-    tck, _ = splprep([p[:, 0], p[:, 1]], s=0, per=1, k=min(3, len(p) - 2))
-    x, y = splev(np.linspace(0, 1, samples, endpoint=False), tck)
-    return np.stack([x, y], 1)
-
-
-def open_curve(points: np.ndarray, samples: int = 200) -> np.ndarray:
-    """A smooth open curve through ``points`` [N, 2] (cubic spline), [samples, 2] from first to last."""
-    p = np.asarray(points, np.float64)
-    tck, _ = splprep([p[:, 0], p[:, 1]], s=0, k=min(3, len(p) - 1))
-    x, y = splev(np.linspace(0, 1, samples), tck)
-    return np.stack([x, y], 1)
-
-
 def signed_distance(points: np.ndarray, curve: np.ndarray) -> np.ndarray:
     """Signed distance of ``points`` [N, 2] to a densely sampled closed ``curve`` [M, 2]:
     negative inside, positive outside (even-odd rule), same units as the inputs. Returns [N]."""

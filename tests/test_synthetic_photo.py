@@ -3,9 +3,9 @@ MediaPipe front end finds, with landmarks near the rendered landmark vertices.""
 import numpy as np
 import pytest
 
+from fitter.geometry.curves import closed_curve
 from fitter.synthetic_photo import (
     PhotoStyle,
-    closed_curve,
     fill_holes,
     harder_light,
     inner_holes,

@@ -476,3 +476,27 @@ def test_facer_weights_lookup(tmp_path, monkeypatch):
     cache.mkdir(parents=True)
     (cache / f.name).write_bytes(b"x")
     assert _weight_file(url, None) == cache / f.name  # torch hub cache
+
+
+
+def test_paint_polygon_paints_pixel_centres_inside_like_the_fit_renders():
+    from morphable_models.polygons import paint_polygon, points_in_polygon
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:40, :40]
+    centres = np.stack([xx.ravel(), yy.ravel()], 1).astype(float)
+    for _ in range(50):  # any polygon, convex or not, partly off the map
+        poly = rng.uniform(-5, 45, (int(rng.integers(3, 12)), 2))
+        out = np.zeros((40, 40), np.uint8)
+        paint_polygon(out, poly, 3)
+        np.testing.assert_array_equal(out == 3, points_in_polygon(centres, poly).reshape(40, 40))
+    # an eye-sized ellipse (30 x 10 px) covers its area; the targets' fill adds half a pixel all round
+    from fitter.targets.mesh_parts import fill_polygon
+
+    t = np.linspace(0, 2 * np.pi, 200, endpoint=False)
+    ellipse = np.stack([50 + 15 * np.cos(t), 50.3 + 5 * np.sin(t)], 1)
+    exact, generous = np.zeros((100, 100), np.uint8), np.zeros((100, 100), np.uint8)
+    paint_polygon(exact, ellipse, 1)
+    fill_polygon(generous, ellipse, 1)
+    assert abs(exact.sum() / (np.pi * 15 * 5) - 1) < 0.02
+    assert generous.sum() > 1.1 * exact.sum() and np.all(generous[exact == 1] == 1)

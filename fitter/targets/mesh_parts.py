@@ -23,7 +23,16 @@ from morphable_models.polygons import polygon_area
 
 
 def fill_polygon(label_map: np.ndarray, poly: np.ndarray, value: int) -> None:
-    """Rasterize a closed polygon [K, 2] (pixel centres at integers) into ``label_map`` in place."""
+    """Rasterize a closed polygon [K, 2] (pixel centres at integers) into ``label_map`` in place.
+
+    OpenCV's fill paints every pixel the edges touch, about half a pixel beyond the polygon all round
+    (an eye 30 × 10 px: 17 % more than its area), where a rendered fit shows a pixel only when its
+    centre is inside (:func:`morphable_models.polygons.paint_polygon`, which the evaluation's outlines
+    use). Painting the targets by that rule instead was tried (session 25): the targets then match the
+    model's drawn parts better (their IoU on the neutral face 0.77-0.90 → 0.83-0.95), and the fits
+    on held-apart photos did not gain (300-W NME 0.0421 → 0.0423, the annotated outlines' IoU 0.584 →
+    0.576; BENCHMARKS.md "Session 25"), so the targets keep this fill, for which ``EYE_SHRINK`` was chosen.
+    """
     import cv2
 
     if poly.shape[0] < 3 or not np.all(np.isfinite(poly)):
