@@ -114,7 +114,7 @@ def loop_arcs(loop: np.ndarray, vertices: np.ndarray, corner_a: np.ndarray,
     return arc2, arc1
 
 
-def _orient_towards_viewer(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+def orient_towards_viewer(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """Reorder triangles so their normals have z >= 0 on ``points`` (frontal-facing fills)."""
     if len(triangles) == 0:
         return triangles
@@ -180,7 +180,7 @@ def annotate_mesh(vertices: np.ndarray, triangles: np.ndarray, landmark_index: n
         weight = np.zeros((0, 4))
         hole = np.zeros((0, 3), dtype=np.int64)
     all_points = np.concatenate([vertices, apply_weights(vertices, weight_index, weight)])
-    hole = _orient_towards_viewer(all_points, hole)
+    hole = orient_towards_viewer(all_points, hole)
     openings = Openings(right_eye=eye_sets[0], left_eye=eye_sets[1], mouth_upper=mouth_upper,
                         mouth_lower=mouth_lower, hidden=np.concatenate(hidden) if hidden else None)
     parts = annotate_parts(vertices, triangles, landmark_index, region, openings, num_points=len(all_points), rules=rules)

@@ -16,8 +16,10 @@ the same polygons can be drawn on the model. On the neutral mean shape, seen fro
 for p in :data:`DRAWN_PARTS`, with the brow polygon widened by the front end's
 :data:`~morphable_models.mediapipe_topology.BROW_GROW`. The face region is the set of points the
 model's own annotation gives any part (so nothing behind the face or under the lids is drawn in).
-The eyes keep their own sets (the filled openings close with the lids; a surface polygon would
-not), and claim first; then brows, lips and nose, in that order, as the rules do. A point the rules
+The eyes keep their own sets here (the filled openings close with the lids; a surface polygon would
+not), and claim first; then brows, lips and nose, in that order, as the rules do. Then the eyes are
+drawn inside the model's own eye landmarks (:mod:`morphable_models.eye_outline`: virtual points
+between the landmarks' arcs, which close with them). A point the rules
 gave to a redrawn part and no polygon claims goes to the skin, unless it lies in the mouth opening
 between the inner lip contours: there the front end labels no part, and neither does the model.
 
@@ -33,6 +35,7 @@ import numpy as np
 import torch
 
 from morphable_models import mediapipe_topology as T
+from morphable_models.eye_outline import outline_eyes
 from morphable_models.model import PART_NAMES, MorphableModel
 from morphable_models.polygons import points_in_polygon
 
@@ -111,10 +114,16 @@ def frontend_parts(model: MorphableModel, drawn: Sequence[str] = DRAWN_PARTS,
     base = model.own_parts if model.own_parts is not None else model.parts
     own = {k: v.cpu().numpy() for k, v in base.items()}
     parts = draw_parts(mean[: model.num_mesh_vertices, :2], own, polygons, model.num_mesh_vertices, drawn)
-    return replace(model, parts={k: torch.as_tensor(v, device=model.device) for k, v in parts.items()},
-                   own_parts=dict(base))
+    drawn_model = replace(model, parts={k: torch.as_tensor(v, device=model.device) for k, v in parts.items()},
+                          own_parts=dict(base))
+    return outline_eyes(drawn_model)
 
 
 def own_parts(model: MorphableModel) -> MorphableModel:
     """``model`` with its own part annotation (what :func:`frontend_parts` replaced)."""
-    return model if model.own_parts is None else replace(model, parts=dict(model.own_parts), own_parts=None)
+    if model.own_parts is None:
+        return model
+    own = replace(model, parts=dict(model.own_parts), own_parts=None)
+    # the outlined eyes' strips (:mod:`morphable_models.eye_outline`) join points no own part holds
+    labelled = (own.part_labels()[own.hole_triangles.to(own.device)] > 0).all(dim=1)
+    return replace(own, hole_triangles=own.hole_triangles[labelled.to(own.hole_triangles.device)])

@@ -98,8 +98,8 @@ def test_ict_parts_are_the_front_ends_polygons(ict_model):
     for name in ("right_brow", "left_brow", "nose", "up_lip", "down_lip"):
         assert ious["frontend"][name] >= 0.75, (name, ious)
         assert ious["frontend"][name] >= ious["rules"][name] + 0.05, (name, ious)
-    for name in ("right_eye", "left_eye"):  # the eyes keep their filled openings
-        assert ious["frontend"][name] == pytest.approx(ious["rules"][name])
+    for name in ("right_eye", "left_eye"):  # outlined by the eye landmarks: nearer the lid polygon than the opening
+        assert ious["frontend"][name] > ious["rules"][name], (name, ious)
     everything = torch.cat(list(ict_model.parts.values()))
     assert len(everything) == len(torch.unique(everything))
     ict_model.validate()
