@@ -99,7 +99,10 @@ def test_part_point_sets_are_the_corners_of_the_part_triangles(model):
         assert got == corners, name
         annotated = set(ver.index[p][ver.valid[p]].tolist())
         assert annotated == set(model.parts[name].tolist()), name
-        assert len(got - annotated) > 0, name  # the rendered part reaches past its annotated ring
+        if name.endswith("_eye"):  # drawn inside the eye landmarks: its triangles join its own points only
+            assert got == annotated, name
+        else:
+            assert len(got - annotated) > 0, name  # the rendered part reaches past its annotated ring
     with pytest.raises(ValueError, match="part_points"):
         FitConfig(part_points="corners")
 
