@@ -141,7 +141,8 @@ class FitConfig:
             model's own hand-picked landmark vertices (the paper's way).
         model_parts: which part point sets PRDL compares with the parser's masks: ``frontend``
             (default) the model's ``parts`` as loaded (for ICT-FaceKit, brows, nose and lips drawn
-            with the front end's own polygons, :mod:`morphable_models.frontend_parts`); ``rules``
+            with the front end's own polygons, :mod:`morphable_models.frontend_parts`, and the eyes
+            inside the calibrated eye landmarks, :mod:`morphable_models.eye_outline`); ``rules``
             the model's own annotation (:mod:`morphable_models.parts`).
         blink_scale: ``identity`` (default since session 22): the model's blinks are scaled by the
             fitted identity's own lid gap over the mean face's, so that a blink of 1 closes every

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from morphable_models.annotate import orient_towards_viewer
-from morphable_models.model import PART_NAMES, MorphableModel
+from morphable_models.model import PART_NAMES, MorphableModel, append_points
 
 #: (part, iBUG-68 indices of its upper arc corner to corner, of its lower arc in the same direction)
 EYE_ARCS_68: Tuple[Tuple[str, Tuple[int, ...], Tuple[int, ...]], ...] = (
@@ -59,28 +59,6 @@ def lagrange_weights(params: np.ndarray, t: np.ndarray) -> np.ndarray:
             if m != j:
                 out[:, j] *= (t - u[m]) / (u[j] - u[m])
     return out
-
-
-def append_combinations(model: MorphableModel, index: np.ndarray, weight: np.ndarray,
-                        offset: np.ndarray = np.zeros(3)) -> Tuple[MorphableModel, int]:
-    """``(model with K new virtual points, index of the first)``: point k is ``Σ_j weight[k, j] ·
-    X_{index[k, j]}`` of the model's existing points X, in ``mean``, both bases and ``albedo``; the
-    mean's points are moved by ``offset`` [3] (model units, model frame)."""
-    idx = torch.as_tensor(index, dtype=torch.long, device=model.device)
-    w = torch.as_tensor(weight, dtype=model.mean.dtype, device=model.device)
-
-    def points(table):
-        return (table[..., idx, :] * w[:, :, None]).sum(-2)
-
-    first = model.num_points
-    shift = torch.as_tensor(offset, dtype=model.mean.dtype, device=model.device)
-    return replace(
-        model,
-        mean=torch.cat([model.mean, points(model.mean) + shift], 0),
-        id_basis=torch.cat([model.id_basis, points(model.id_basis)], 1),
-        exp_basis=torch.cat([model.exp_basis, points(model.exp_basis)], 1),
-        albedo=None if model.albedo is None else torch.cat([model.albedo, points(model.albedo)], 0),
-    ), first
 
 
 def outline_eyes(model: MorphableModel, samples: int = EYE_ARC_SAMPLES, rows: int = EYE_ROWS,
@@ -127,7 +105,7 @@ def outline_eyes(model: MorphableModel, samples: int = EYE_ARC_SAMPLES, rows: in
     if tail is not None and np.allclose(tail, wanted, atol=1e-6):
         out, first = model, N - K  # drawn before (own_parts keeps the points): reuse them
     else:
-        out, first = append_combinations(model, index, weight, shift)
+        out, first = append_points(model, torch.as_tensor(index), torch.as_tensor(weight), torch.as_tensor(shift))
     grids = [(name, np.where(grid >= NEW, grid - NEW + first, grid)) for name, grid in grids]
     parts = {k: v.cpu().numpy() for k, v in model.parts.items()}
     tris = []

@@ -1,4 +1,4 @@
-"""The model's brows, nose and lips drawn with the front end's own polygons.
+"""The model's brows, nose and lips drawn with the front end's own polygons (and its eyes inside its landmarks).
 
 A photo's part targets come from MediaPipe's face mesh: each part is a polygon over mesh points
 (:mod:`morphable_models.mediapipe_topology`). The model's parts, as prepared

@@ -38,7 +38,7 @@ from typing import Dict, Optional
 import torch
 from torch import Tensor
 
-from morphable_models.model import MorphableModel
+from morphable_models.model import MorphableModel, append_points
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -181,19 +181,7 @@ def append_surface_points(model: MorphableModel, triangles: Tensor, weights: Ten
     tri = triangles.to(model.device)
     if tri.numel() and (int(tri.max()) >= model.num_mesh_vertices or int(tri.min()) < 0):
         raise ValueError(f"{what} indexes vertices outside model {model.name}'s {model.num_mesh_vertices} mesh vertices")
-    w = weights.to(device=model.device, dtype=model.mean.dtype)
-
-    def points(table: Tensor) -> Tensor:  # [..., V, 3] -> [..., K, 3]
-        return (table[..., tri, :] * w[:, :, None]).sum(-2)
-
-    first = model.num_points
-    return replace(
-        model,
-        mean=torch.cat([model.mean, points(model.mean)], 0),
-        id_basis=torch.cat([model.id_basis, points(model.id_basis)], 1),
-        exp_basis=torch.cat([model.exp_basis, points(model.exp_basis)], 1),
-        albedo=None if model.albedo is None else torch.cat([model.albedo, points(model.albedo)], 0),
-    ), first
+    return append_points(model, tri, weights)
 
 
 def _with_jaw_lines(model: MorphableModel, embedding: LandmarkEmbedding) -> MorphableModel:

@@ -332,3 +332,37 @@ class MorphableModel:
         for name, idx in self.parts.items():
             if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= V):
                 raise ValueError(f"model {self.name}: part {name} indexes outside [0, {V})")
+
+
+def append_points(model: MorphableModel, index: Tensor, weight: Tensor,
+                  offset: Optional[Tensor] = None) -> Tuple[MorphableModel, int]:
+    """``(model with K virtual points appended, index of the first)``: point k is
+    ``Σ_j weight[k, j] · X_{index[k, j]}`` of the model's existing points X (mesh vertices or earlier
+    virtual points) in ``mean``, both bases and ``albedo``, so it moves linearly with every
+    coefficient; ``offset`` [3] (model units, model frame) moves the mean's new points only. The new
+    points belong to no part.
+
+    Args:
+        index: [K, J] int64 indices < ``model.num_points``. weight: [K, J] weights.
+    """
+    idx = torch.as_tensor(index, dtype=torch.long, device=model.device)
+    w = torch.as_tensor(weight, dtype=model.mean.dtype, device=model.device)
+    if idx.dim() != 2 or idx.shape != w.shape:
+        raise ValueError(f"index and weight must be the same [K, J], got {tuple(idx.shape)} and {tuple(w.shape)}")
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= model.num_points):
+        raise ValueError(f"point indices must be in [0, {model.num_points}) for model {model.name}")
+
+    def points(table: Tensor) -> Tensor:  # [..., V, 3] -> [..., K, 3]
+        return (table[..., idx, :] * w[:, :, None]).sum(-2)
+
+    new_mean = points(model.mean)
+    if offset is not None:
+        new_mean = new_mean + torch.as_tensor(offset, dtype=model.mean.dtype, device=model.device)
+    first = model.num_points
+    return replace(
+        model,
+        mean=torch.cat([model.mean, new_mean], 0),
+        id_basis=torch.cat([model.id_basis, points(model.id_basis)], 1),
+        exp_basis=torch.cat([model.exp_basis, points(model.exp_basis)], 1),
+        albedo=None if model.albedo is None else torch.cat([model.albedo, points(model.albedo)], 0),
+    ), first

@@ -18,7 +18,8 @@ labels on a photo:
 
 This is the annotation a prepared model carries. A model with a table of MediaPipe's mesh points
 gets its brows, nose and lips drawn anew at load time with the front end's own polygons
-(:mod:`morphable_models.frontend_parts`); these rules stay its ``own_parts``.
+(:mod:`morphable_models.frontend_parts`), and with calibrated landmarks its eyes inside them
+(:mod:`morphable_models.eye_outline`); these rules stay its ``own_parts``.
 """
 from __future__ import annotations
 

@@ -73,7 +73,7 @@ class ModelInfo:
     num_id: Optional[int] = None
     num_exp: Optional[int] = None
     #: points per part as prepared (models with a MediaPipe table get brows, nose and lips drawn anew
-    #: at load time: :mod:`morphable_models.frontend_parts`)
+    #: at load time, and the eyes inside the calibrated eye landmarks: :mod:`morphable_models.frontend_parts`)
     part_sizes: Dict[str, int] = field(default_factory=dict)
     #: why it is not usable as is (stale cache, missing source), or empty
     note: str = ""
@@ -204,7 +204,9 @@ def load(name_or_path: PathLike = DEFAULT_MODEL, cache_dir: Optional[PathLike] =
 
     ``parts``: ``frontend`` (default) draws the brows, nose and lips with the front end's polygons
     through that table (:mod:`morphable_models.frontend_parts`; models without a table keep their
-    annotation); ``rules`` keeps the model's own annotation (:mod:`morphable_models.parts`).
+    annotation) and, with calibrated landmarks, the eyes inside the model's own eye landmarks
+    (:mod:`morphable_models.eye_outline`); ``rules`` keeps the model's own annotation
+    (:mod:`morphable_models.parts`).
 
     Raises:
         ModelError: one line: unknown name, missing source, corrupt or foreign file.
