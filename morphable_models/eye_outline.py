@@ -42,7 +42,7 @@ EYE_ARCS_68: Tuple[Tuple[str, Tuple[int, ...], Tuple[int, ...]], ...] = (
 )
 #: samples per arc segment (an arc of 3 segments has 3 · 4 + 1 points, the corners included)
 EYE_ARC_SAMPLES = 4
-#: the strip's points sit this far in front of the surface (model units, +z: ICT cm), so that the lid
+#: the eye grid sits this far in front of the surface (model units, +z: ICT cm), so that the lid
 #: margin and the old fill behind them do not hide the eye the landmarks outline
 EYE_LIFT = 0.05
 #: bands of points between the upper and the lower arc (as the old fill's rows)

@@ -124,6 +124,6 @@ def own_parts(model: MorphableModel) -> MorphableModel:
     if model.own_parts is None:
         return model
     own = replace(model, parts=dict(model.own_parts), own_parts=None)
-    # the outlined eyes' strips (:mod:`morphable_models.eye_outline`) join points no own part holds
+    # the outlined eyes' grids (:mod:`morphable_models.eye_outline`) join points no own part holds
     labelled = (own.part_labels()[own.hole_triangles.to(own.device)] > 0).all(dim=1)
     return replace(own, hole_triangles=own.hole_triangles[labelled.to(own.hole_triangles.device)])

@@ -47,7 +47,7 @@ def test_ict_eyes_fill_their_landmark_outline_and_close_with_a_blink(ict_model):
         iou = (a & g).sum() / (a | g).sum()
         assert iou > 0.97, (name, iou)  # the filled opening: ~0.86
         assert (a0 & g).sum() / (a0 | g).sum() < iou - 0.08
-        assert (shut == k).sum() < 0.1 * a.sum()  # the blink closes the strip
+        assert (shut == k).sum() < 0.1 * a.sum()  # the blink closes the grid
     assert not np.any(lab[60:130, 60:200] == 0)  # no hole where the opening was
 
 
