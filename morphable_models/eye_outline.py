@@ -33,13 +33,12 @@ import numpy as np
 import torch
 
 from morphable_models.annotate import orient_towards_viewer
-from morphable_models.model import PART_NAMES, MorphableModel, append_points
+from morphable_models.model import OUTLINE_ARCS_68, PART_NAMES, MorphableModel, append_points
 
-#: (part, iBUG-68 indices of its upper arc corner to corner, of its lower arc in the same direction)
-EYE_ARCS_68: Tuple[Tuple[str, Tuple[int, ...], Tuple[int, ...]], ...] = (
-    ("right_eye", (36, 37, 38, 39), (36, 41, 40, 39)),
-    ("left_eye", (42, 43, 44, 45), (42, 47, 46, 45)),
-)
+#: (part, iBUG-68 indices of its upper arc corner to corner, of its lower arc in the same direction):
+#: the annotated outline's arcs (:data:`morphable_models.model.OUTLINE_ARCS_68`), the lower one reversed
+EYE_ARCS_68: Tuple[Tuple[str, Tuple[int, ...], Tuple[int, ...]], ...] = tuple(
+    (name, OUTLINE_ARCS_68[name][0], tuple(reversed(OUTLINE_ARCS_68[name][1]))) for name in ("right_eye", "left_eye"))
 #: samples per arc segment (an arc of 3 segments has 3 · 4 + 1 points, the corners included)
 EYE_ARC_SAMPLES = 4
 #: the eye grid sits this far in front of the surface (model units, +z: ICT cm), so that the lid
