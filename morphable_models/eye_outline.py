@@ -99,8 +99,8 @@ def outline_eyes(model: MorphableModel, samples: int = EYE_ARC_SAMPLES, rows: in
         grids.append((name, grid))
     index, weight, shift = np.asarray(rows_i), np.asarray(rows_w), np.array([0.0, 0.0, lift])
     K, N = len(weight), model.num_points
-    tail = model.mean[N - K:].detach().cpu().double().numpy() if N - K >= model.num_mesh_vertices else None
-    wanted = np.einsum("kj,kjc->kc", weight, model.mean.detach().cpu().double().numpy()[index]) + shift
+    tail = mean[N - K:] if N - K >= model.num_mesh_vertices else None
+    wanted = np.einsum("kj,kjc->kc", weight, mean[index]) + shift
     if tail is not None and np.allclose(tail, wanted, atol=1e-6):
         out, first = model, N - K  # drawn before (own_parts keeps the points): reuse them
     else:
